@@ -1,0 +1,3 @@
+"""Placeholder: this family's configurations are being written."""
+
+CONFIGS = {}

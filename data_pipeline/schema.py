@@ -1,0 +1,245 @@
+"""The one TFRecord schema: a `tf.train.SequenceExample` per video (or segment).
+
+Writers (preprocess, dataset adapters, the synthetic set) build records with
+`encode_video`; the reader parses them with `parse_video`. Keys live here only.
+
+Context
+  video_id, subject_id, source_path (bytes); fps (float);
+  frame_width, frame_height (int64, of the source frame);
+  au_names (bytes list: the AU columns of `au`, e.g. b"AU1").
+Feature lists, one entry per kept frame
+  image/encoded     JPEG or PNG bytes of the aligned crop, uint8 RGB
+  landmarks         136 floats x0, y0, ..., x67, y67 in aligned-crop pixels
+  alignment/matrix  6 floats, the 2x3 matrix mapping source-frame pixel
+                    coordinates to aligned-crop coordinates (row-major)
+  frame_index       int64, index of the frame in the source video
+  timestamp         float seconds in the source video
+  valence, arousal  float, NaN when unlabelled
+  expression        int64 class in EXPRESSIONS order, -1 when unlabelled
+  au                int64 per AU (0/1), -1 when unlabelled
+  audio/spectrogram optional float vector per frame ([FBN] A/V models)
+"""
+
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+# Context keys.
+VIDEO_ID = "video_id"
+SUBJECT_ID = "subject_id"
+SOURCE_PATH = "source_path"
+FPS = "fps"
+FRAME_WIDTH = "frame_width"
+FRAME_HEIGHT = "frame_height"
+AU_NAMES = "au_names"
+
+# Feature-list keys.
+IMAGE = "image/encoded"
+LANDMARKS = "landmarks"
+ALIGNMENT = "alignment/matrix"
+FRAME_INDEX = "frame_index"
+TIMESTAMP = "timestamp"
+VALENCE = "valence"
+AROUSAL = "arousal"
+EXPRESSION = "expression"
+AU = "au"
+SPECTROGRAM = "audio/spectrogram"
+
+NUM_LANDMARKS = 68
+LANDMARK_DIM = 2 * NUM_LANDMARKS
+
+# The 7 basic expressions of Aff-Wild2 [FBN], in the ABAW label order.
+EXPRESSIONS = ("neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise")
+# AU sets: the 8 of [FBN] Aff-Wild2, the 12 of later Aff-Wild2 releases (ABAW),
+# and the 17 of FaceBehaviorNet.
+AUS_AFFWILD2_8 = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU20", "AU25")
+AUS_ABAW_12 = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+AUS_FBN_17 = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15",
+              "AU17", "AU20", "AU23", "AU24", "AU25", "AU26")
+
+UNLABELLED_CLASS = -1
+
+
+@dataclasses.dataclass
+class VideoRecord:
+    """One video's (or segment's) aligned frames and labels, in numpy.
+
+    Shapes: `images` (T, H, W, 3) uint8 RGB, or `encoded_images` a list of T
+    already encoded JPEG/PNG byte strings; `landmarks` (T, 136);
+    `alignment` (T, 6); `frame_index` (T,); `timestamp` (T,); `valence`,
+    `arousal` (T,) with NaN for unlabelled; `expression` (T,) with -1;
+    `au` (T, len(au_names)) with -1; `spectrogram` (T, F) optional.
+    """
+
+    video_id: str
+    landmarks: np.ndarray
+    frame_index: np.ndarray
+    timestamp: np.ndarray
+    subject_id: str = ""
+    source_path: str = ""
+    fps: float = 30.0
+    frame_width: int = 0
+    frame_height: int = 0
+    images: Optional[np.ndarray] = None
+    encoded_images: Optional[Sequence[bytes]] = None
+    alignment: Optional[np.ndarray] = None
+    valence: Optional[np.ndarray] = None
+    arousal: Optional[np.ndarray] = None
+    expression: Optional[np.ndarray] = None
+    au: Optional[np.ndarray] = None
+    au_names: Sequence[str] = ()
+    spectrogram: Optional[np.ndarray] = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(len(self.frame_index))
+
+
+def encode_image(image: np.ndarray, image_format: str = "jpeg", quality: int = 95) -> bytes:
+    """uint8 RGB (H, W, 3) -> JPEG or PNG bytes."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+    if image_format == "jpeg":
+        return tf.io.encode_jpeg(image, quality=quality).numpy()
+    if image_format == "png":
+        return tf.io.encode_png(image).numpy()
+    raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+
+
+def _bytes(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).ravel()))
+
+
+def _per_frame(rows, make):
+    return tf.train.FeatureList(feature=[make(row) for row in rows])
+
+
+def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
+    """Serialise a `VideoRecord` to `tf.train.SequenceExample` bytes."""
+    t = record.num_frames
+    if record.encoded_images is not None:
+        encoded = list(record.encoded_images)
+    elif record.images is not None:
+        encoded = [encode_image(img, image_format) for img in record.images]
+    else:
+        raise ValueError(f"video {record.video_id!r}: neither images nor encoded_images given")
+
+    def filled(values, fill, shape, dtype):
+        if values is None:
+            return np.full(shape, fill, dtype)
+        values = np.asarray(values, dtype)
+        if values.shape != shape:
+            raise ValueError(f"video {record.video_id!r}: expected shape {shape}, got {values.shape}")
+        return values
+
+    au_dim = len(record.au_names)
+    columns = {
+        LANDMARKS: filled(record.landmarks, np.nan, (t, LANDMARK_DIM), np.float32),
+        ALIGNMENT: filled(record.alignment, 0.0, (t, 6), np.float32),
+        TIMESTAMP: filled(record.timestamp, 0.0, (t,), np.float32),
+        VALENCE: filled(record.valence, np.nan, (t,), np.float32),
+        AROUSAL: filled(record.arousal, np.nan, (t,), np.float32),
+        FRAME_INDEX: filled(record.frame_index, 0, (t,), np.int64),
+        EXPRESSION: filled(record.expression, UNLABELLED_CLASS, (t,), np.int64),
+        AU: filled(record.au, UNLABELLED_CLASS, (t, au_dim), np.int64),
+    }
+    if len(encoded) != t:
+        raise ValueError(f"video {record.video_id!r}: {len(encoded)} images for {t} frames")
+
+    feature_lists = {
+        IMAGE: _per_frame(encoded, lambda b: _bytes([b])),
+        FRAME_INDEX: _per_frame(columns[FRAME_INDEX], lambda v: _ints([v])),
+        EXPRESSION: _per_frame(columns[EXPRESSION], lambda v: _ints([v])),
+        AU: _per_frame(columns[AU], _ints),
+        LANDMARKS: _per_frame(columns[LANDMARKS], _floats),
+        ALIGNMENT: _per_frame(columns[ALIGNMENT], _floats),
+        TIMESTAMP: _per_frame(columns[TIMESTAMP], lambda v: _floats([v])),
+        VALENCE: _per_frame(columns[VALENCE], lambda v: _floats([v])),
+        AROUSAL: _per_frame(columns[AROUSAL], lambda v: _floats([v])),
+    }
+    if record.spectrogram is not None:
+        spec = np.asarray(record.spectrogram, np.float32)
+        if spec.shape[0] != t:
+            raise ValueError(f"video {record.video_id!r}: spectrogram has {spec.shape[0]} rows for {t} frames")
+        feature_lists[SPECTROGRAM] = _per_frame(spec, _floats)
+
+    context = tf.train.Features(feature={
+        VIDEO_ID: _bytes([record.video_id.encode()]),
+        SUBJECT_ID: _bytes([record.subject_id.encode()]),
+        SOURCE_PATH: _bytes([record.source_path.encode()]),
+        FPS: _floats([record.fps]),
+        FRAME_WIDTH: _ints([record.frame_width]),
+        FRAME_HEIGHT: _ints([record.frame_height]),
+        AU_NAMES: _bytes([name.encode() for name in record.au_names]),
+    })
+    example = tf.train.SequenceExample(
+        context=context, feature_lists=tf.train.FeatureLists(feature_list=feature_lists))
+    return example.SerializeToString()
+
+
+CONTEXT_SPEC = {
+    VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
+    SUBJECT_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    SOURCE_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    FPS: tf.io.FixedLenFeature([], tf.float32, default_value=30.0),
+    FRAME_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    FRAME_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    AU_NAMES: tf.io.VarLenFeature(tf.string),
+}
+
+
+def sequence_spec(num_aus: int, spectrogram_dim: int = 0):
+    """Feature-list spec; `num_aus` must match the context's `au_names` length."""
+    spec = {
+        IMAGE: tf.io.FixedLenSequenceFeature([], tf.string),
+        LANDMARKS: tf.io.FixedLenSequenceFeature([LANDMARK_DIM], tf.float32),
+        ALIGNMENT: tf.io.FixedLenSequenceFeature([6], tf.float32),
+        FRAME_INDEX: tf.io.FixedLenSequenceFeature([], tf.int64),
+        TIMESTAMP: tf.io.FixedLenSequenceFeature([], tf.float32),
+        VALENCE: tf.io.FixedLenSequenceFeature([], tf.float32),
+        AROUSAL: tf.io.FixedLenSequenceFeature([], tf.float32),
+        EXPRESSION: tf.io.FixedLenSequenceFeature([], tf.int64),
+    }
+    if num_aus:
+        spec[AU] = tf.io.FixedLenSequenceFeature([num_aus], tf.int64)
+    if spectrogram_dim:
+        spec[SPECTROGRAM] = tf.io.FixedLenSequenceFeature([spectrogram_dim], tf.float32)
+    return spec
+
+
+def parse_video(serialized, num_aus: int = 0, spectrogram_dim: int = 0):
+    """Serialized SequenceExample -> (context dict, sequence dict) of tensors.
+
+    Images stay encoded; decoding is a separate step (`decode_images`) so the
+    reader can decode only the frames of a window.
+    """
+    context, sequence = tf.io.parse_single_sequence_example(
+        serialized, context_features=CONTEXT_SPEC,
+        sequence_features=sequence_spec(num_aus, spectrogram_dim))
+    context[AU_NAMES] = tf.sparse.to_dense(context[AU_NAMES], default_value=b"")
+    if not num_aus:
+        sequence[AU] = tf.zeros([tf.shape(sequence[FRAME_INDEX])[0], 0], tf.int64)
+    return context, sequence
+
+
+def decode_images(encoded):
+    """(T,) JPEG/PNG strings -> (T, H, W, 3) uint8. Works eagerly and in tf.data."""
+    return tf.map_fn(lambda b: tf.io.decode_image(b, channels=3, expand_animations=False),
+                     encoded, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+
+
+def read_videos(path: str, num_aus: int = 0, spectrogram_dim: int = 0, compression: Optional[str] = None):
+    """Eagerly read every record of one TFRecord file (tests and tools)."""
+    dataset = tf.data.TFRecordDataset(path, compression_type=compression or "")
+    return [parse_video(s, num_aus, spectrogram_dim) for s in dataset]

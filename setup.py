@@ -1,0 +1,51 @@
+"""affnet: Kollias-Zafeiriou facial-affect models (AffWildNet, Aff-Wild2, OMG, FaceBehaviorNet) in TF/Keras 3."""
+
+import pathlib
+
+import setuptools
+
+_HERE = pathlib.Path(__file__).parent
+
+# Lower bounds are the versions this project is tested with; TF 2.16 is the
+# first release whose default Keras is Keras 3.
+_REQUIRES = [
+    "keras>=3.15",
+    "tensorboard>=2.16",
+    "absl-py>=2.0",
+    "numpy>=1.26",
+    "scikit-learn>=1.3",
+    "scipy>=1.11",
+    "h5py>=3.10",
+    "opencv-python-headless>=4.9",
+    "dlib-bin>=19.24",
+    "face-recognition-models>=0.3.0",
+    "av>=12.0",
+    "matplotlib>=3.8",
+]
+
+setuptools.setup(
+    name="affnet",
+    version="0.1.0",
+    description=__doc__,
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
+    install_requires=_REQUIRES,
+    extras_require={
+        # The CPU wheel is the default because most users of the reference
+        # code evaluate on CPU; `pip install affnet[cuda]` pulls the CUDA build.
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "cuda": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5"],
+    },
+    entry_points={
+        "console_scripts": [
+            "affnet-train=launch.train:run",
+            "affnet-eval=launch.evaluate:run",
+            "affnet-export=launch.export:run",
+            "affnet-predict=launch.predict:run",
+            "affnet-preprocess=data_pipeline.preprocess:run",
+        ]
+    },
+)
