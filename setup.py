@@ -37,7 +37,9 @@ setuptools.setup(
         # code evaluate on CPU; `pip install affnet[cuda]` pulls the CUDA build.
         "cpu": ["tensorflow-cpu>=2.16"],
         "cuda": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5"],
+        # scikit-image ships the real face photo (`skimage.data.astronaut`)
+        # that the detection, preprocessing and adapter tests run on.
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"],
     },
     entry_points={
         "console_scripts": [
@@ -45,6 +47,8 @@ setuptools.setup(
             "affnet-eval=launch.evaluate:run",
             "affnet-export=launch.export:run",
             "affnet-predict=launch.predict:run",
+            "affnet-fuse=launch.fuse:run",
+            "affnet-demo=launch.demo:run",
             "affnet-preprocess=data_pipeline.preprocess:run",
         ]
     },

@@ -6,7 +6,9 @@ Writers (preprocess, dataset adapters, the synthetic set) build records with
 Context
   video_id, subject_id, source_path (bytes); fps (float);
   frame_width, frame_height (int64, of the source frame);
-  au_names (bytes list: the AU columns of `au`, e.g. b"AU1").
+  au_names (bytes list: the AU columns of `au`, e.g. b"AU1");
+  audio/spectrogram_shape (int64 [rows, cols], written only with a
+    spectrogram; [0, 0] when absent: rows * cols = F, see `audio.py`).
 Feature lists, one entry per kept frame
   image/encoded     JPEG or PNG bytes of the aligned crop, uint8 RGB
   landmarks         136 floats x0, y0, ..., x67, y67 in aligned-crop pixels
@@ -21,7 +23,7 @@ Feature lists, one entry per kept frame
 """
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +36,7 @@ FPS = "fps"
 FRAME_WIDTH = "frame_width"
 FRAME_HEIGHT = "frame_height"
 AU_NAMES = "au_names"
+SPECTROGRAM_SHAPE = "audio/spectrogram_shape"
 
 # Feature-list keys.
 IMAGE = "image/encoded"
@@ -70,7 +73,8 @@ class VideoRecord:
     already encoded JPEG/PNG byte strings; `landmarks` (T, 136);
     `alignment` (T, 6); `frame_index` (T,); `timestamp` (T,); `valence`,
     `arousal` (T,) with NaN for unlabelled; `expression` (T,) with -1;
-    `au` (T, len(au_names)) with -1; `spectrogram` (T, F) optional.
+    `au` (T, len(au_names)) with -1; `spectrogram` (T, F) optional, with
+    `spectrogram_shape` (rows, cols), rows * cols = F, when known.
     """
 
     video_id: str
@@ -91,6 +95,7 @@ class VideoRecord:
     au: Optional[np.ndarray] = None
     au_names: Sequence[str] = ()
     spectrogram: Optional[np.ndarray] = None
+    spectrogram_shape: Optional[Tuple[int, int]] = None
 
     @property
     def num_frames(self) -> int:
@@ -170,11 +175,20 @@ def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
     }
     if record.spectrogram is not None:
         spec = np.asarray(record.spectrogram, np.float32)
+        if spec.ndim != 2:
+            raise ValueError(f"video {record.video_id!r}: spectrogram must be (T, F), got shape {spec.shape}")
         if spec.shape[0] != t:
             raise ValueError(f"video {record.video_id!r}: spectrogram has {spec.shape[0]} rows for {t} frames")
+        if record.spectrogram_shape is not None:
+            rows, cols = record.spectrogram_shape
+            if rows * cols != spec.shape[1]:
+                raise ValueError(f"video {record.video_id!r}: spectrogram_shape {tuple(record.spectrogram_shape)} "
+                                 f"does not hold F={spec.shape[1]}")
         feature_lists[SPECTROGRAM] = _per_frame(spec, _floats)
+    elif record.spectrogram_shape is not None:
+        raise ValueError(f"video {record.video_id!r}: spectrogram_shape given without a spectrogram")
 
-    context = tf.train.Features(feature={
+    context = {
         VIDEO_ID: _bytes([record.video_id.encode()]),
         SUBJECT_ID: _bytes([record.subject_id.encode()]),
         SOURCE_PATH: _bytes([record.source_path.encode()]),
@@ -182,9 +196,12 @@ def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
         FRAME_WIDTH: _ints([record.frame_width]),
         FRAME_HEIGHT: _ints([record.frame_height]),
         AU_NAMES: _bytes([name.encode() for name in record.au_names]),
-    })
+    }
+    if record.spectrogram is not None and record.spectrogram_shape is not None:
+        context[SPECTROGRAM_SHAPE] = _ints(record.spectrogram_shape)
     example = tf.train.SequenceExample(
-        context=context, feature_lists=tf.train.FeatureLists(feature_list=feature_lists))
+        context=tf.train.Features(feature=context),
+        feature_lists=tf.train.FeatureLists(feature_list=feature_lists))
     return example.SerializeToString()
 
 
@@ -196,6 +213,7 @@ CONTEXT_SPEC = {
     FRAME_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     FRAME_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     AU_NAMES: tf.io.VarLenFeature(tf.string),
+    SPECTROGRAM_SHAPE: tf.io.FixedLenFeature([2], tf.int64, default_value=[0, 0]),  # Absent: unknown.
 }
 
 

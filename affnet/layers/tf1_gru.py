@@ -1,0 +1,103 @@
+"""The GRU cell of TensorFlow 1 (`tf.nn.rnn_cell.GRUCell`), as a Keras 3 RNN cell.
+
+The released AffWildNet models ([AW] Table 8, dkollias/Aff-Wild-models
+`affwildnet/vggface_gru.py`) stack two TF1 `GRUCell(128)`. Keras' own `GRU`
+with `reset_after=False` computes the same function, but orders the gates
+(update, reset) and splits the kernels differently, so TF1 checkpoints do not
+map onto it by name. This cell keeps the TF1 variables, shapes, initial values
+and gate order, so the checkpoint tensors load unchanged:
+
+    gates/kernel     [in + units, 2 * units]   glorot uniform (TF1 default)
+    gates/bias       [2 * units]               1.0 (TF1: "start not resetting")
+    candidate/kernel [in + units, units]       glorot uniform
+    candidate/bias   [units]                   0.0
+
+    r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias))   # reset first
+    c    = tanh([x, r * h] @ candidate/kernel + candidate/bias)
+    h'   = u * h + (1 - u) * c
+"""
+
+import keras
+from keras import ops
+
+
+def _single_state(states):
+    """Keras passes a cell's single state either bare or in a one-item list."""
+    if isinstance(states, (list, tuple)):
+        return states[0]
+    return states
+
+
+@keras.saving.register_keras_serializable(package="affnet")
+class TF1GRUCell(keras.layers.Layer):
+    """TF1 `GRUCell(units)` with TF1 variable layout; see the module docstring.
+
+    Args:
+        units: number of hidden units (128 in [AW] Table 8 and [AW2] Sec. III-B).
+        activation: candidate activation, TF1 default "tanh".
+        kernel_initializer: initializer of both kernels; TF1 leaves it to the
+            variable scope, whose default is glorot uniform.
+    """
+
+    tf1_scope = "gru_cell"
+
+    def __init__(self, units, activation="tanh", kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"TF1GRUCell units must be a positive int, got {units!r}")
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        input_depth = input_shape[-1]
+        if input_depth is None:
+            raise ValueError(f"TF1GRUCell needs a static input depth, got input shape {input_shape}")
+        rows = input_depth + self.units
+        self.gates_kernel = self.add_weight(
+            name="gates_kernel", shape=(rows, 2 * self.units), initializer=self.kernel_initializer
+        )
+        self.gates_bias = self.add_weight(
+            name="gates_bias", shape=(2 * self.units,), initializer=keras.initializers.Constant(1.0)
+        )
+        self.candidate_kernel = self.add_weight(
+            name="candidate_kernel", shape=(rows, self.units), initializer=self.kernel_initializer
+        )
+        self.candidate_bias = self.add_weight(
+            name="candidate_bias", shape=(self.units,), initializer="zeros"
+        )
+
+    def call(self, inputs, states):
+        h = _single_state(states)
+        gates = ops.sigmoid(
+            ops.matmul(ops.concatenate([inputs, h], axis=-1), self.gates_kernel) + self.gates_bias
+        )
+        r, u = ops.split(gates, 2, axis=-1)
+        candidate = self.activation(
+            ops.matmul(ops.concatenate([inputs, r * h], axis=-1), self.candidate_kernel)
+            + self.candidate_bias
+        )
+        new_h = u * h + (1.0 - u) * candidate
+        return new_h, [new_h]
+
+    def tf1_variables(self, resolve=None):
+        """`[(TF1 name relative to the enclosing scope, variable)]` in TF1 creation order."""
+        del resolve  # a leaf cell has no nested cells
+        prefix = self.tf1_scope
+        return [
+            (f"{prefix}/gates/kernel", self.gates_kernel),
+            (f"{prefix}/gates/bias", self.gates_bias),
+            (f"{prefix}/candidate/kernel", self.candidate_kernel),
+            (f"{prefix}/candidate/bias", self.candidate_bias),
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

@@ -1,0 +1,77 @@
+"""`InputPreprocessing`: from affnet's [-1, 1] RGB contract to a backbone's
+pre-training normalisation.
+
+Every affnet backbone takes (S, S, 3) float32 RGB in [-1, 1], produced from
+uint8 pixels by the reader's (p - 127.5) / 127.5
+(`data_pipeline.transforms.normalize_images`; it says why not the released TF1
+code's (p - 128) / 128, SPEC §1 [code]). The released TF1 models were trained
+on [-1, 1] input directly ("none"). Weights ported from other frameworks
+expect their own normalisation; this layer, always the first layer of a
+backbone (named "input_preprocessing"), converts:
+
+  "none"            identity: the released AffWildNet / TF1 checkpoints.
+  "vggface1"        0..255 BGR minus VGGFace1 means [93.5940, 104.7624, 129.1863]
+                    (keras-vggface `preprocess_input(version=1)`, VGG-Face).
+  "vggface2"        0..255 BGR minus VGGFace2 means [91.4953, 103.8827, 131.0912]
+                    (keras-vggface `version=2`, ResNet-50 / SENet-50).
+  "caffe_imagenet"  0..255 BGR minus ImageNet means [103.939, 116.779, 123.68]
+                    (Keras VGG-16 / ResNet-50 ImageNet weights).
+  "torch_imagenet"  0..1 RGB, minus [0.485, 0.456, 0.406], divided by
+                    [0.229, 0.224, 0.225] (Keras DenseNet ImageNet weights).
+
+0..255 pixels are recovered as x * 127.5 + 127.5, the exact inverse of the
+reader's normalisation (one constant, `transforms.PIXEL_MIDPOINT`, serves
+both). The layer computes in float32 whatever the dtype policy, because
+subtracting ~100 from 0..255 values in bfloat16 loses the low bits of every
+pixel.
+"""
+
+import keras
+from keras import ops
+
+from data_pipeline.transforms import PIXEL_MIDPOINT
+
+_BGR_MEANS = {
+    "vggface1": (93.5940, 104.7624, 129.1863),
+    "vggface2": (91.4953, 103.8827, 131.0912),
+    "caffe_imagenet": (103.939, 116.779, 123.68),
+}
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+MODES = ("none",) + tuple(_BGR_MEANS) + ("torch_imagenet",)
+
+
+def check_mode(mode):
+    """Raise ValueError unless `mode` is one of `MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"input_preprocessing must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+@keras.saving.register_keras_serializable(package="affnet")
+class InputPreprocessing(keras.layers.Layer):
+    """[-1, 1] RGB -> the normalisation `mode` a set of weights was trained on."""
+
+    def __init__(self, mode="none", **kwargs):
+        # float32 regardless of the global policy (see the module docstring).
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.mode = check_mode(mode)
+
+    def call(self, x):
+        if self.mode == "none":
+            return x
+        pixels = x * PIXEL_MIDPOINT + PIXEL_MIDPOINT
+        if self.mode == "torch_imagenet":
+            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=pixels.dtype)
+            std = ops.convert_to_tensor(_TORCH_STD, dtype=pixels.dtype)
+            return (pixels / 255.0 - mean) / std
+        bgr = ops.flip(pixels, axis=-1)
+        return bgr - ops.convert_to_tensor(_BGR_MEANS[self.mode], dtype=pixels.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

@@ -1,0 +1,100 @@
+"""The regression heads shared by the frame CNNs and the CNN-RNNs.
+
+Layer names (the TF1 converter maps onto them; keep them stable):
+  `flatten` / `global_pool`   backbone features: flattened (VGG, CNN-M,
+                              [AW] Table 7) or globally averaged (ResNet-50,
+                              DenseNet-121 "pooled features", [AW] 4.2.1.1)
+  `landmarks_concat`          features ++ the 136 landmark values ([AW] Sec. 4.2.1.2)
+  `fc1`, `fc1_dropout`, `fc2`, `fc2_dropout`, ...   hidden FC layers, ReLU
+                              (TF1 `linear_1` -> fc1, `linear2_1` -> fc2)
+  `va_output`                 linear Dense(2), (valence, arousal); TF1
+                              `linear3_1` or `rnn_1/weights_rnn` -> va_output.
+`va_output` computes in float32 so losses see float32 under mixed_bfloat16.
+"""
+
+import keras
+
+from affnet.models import backbones
+
+FC_INITS = ("glorot_uniform", "truncated_normal")
+
+
+def check_fc_units(fc_units, allow_empty=True):
+    """A tuple of positive ints; ValueError naming `fc_units` otherwise."""
+    if isinstance(fc_units, int) and not isinstance(fc_units, bool):
+        fc_units = (fc_units,) if fc_units else ()
+    try:
+        units = tuple(fc_units)
+    except TypeError:
+        units = None
+    if units is None or any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units) or (
+            not units and not allow_empty):
+        raise ValueError(f"fc_units must be a sequence of positive ints, got {fc_units!r}")
+    return units
+
+
+def check_dropout(dropout):
+    """A drop rate in [0, 1); ValueError naming `dropout` otherwise."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a drop rate in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+def check_bool(value, argument):
+    """`value` if it is a bool; ValueError naming `argument` otherwise."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{argument} must be True or False, got {value!r}")
+    return value
+
+
+def check_fc_init(fc_init):
+    if fc_init not in FC_INITS:
+        raise ValueError(f"fc_init must be one of {FC_INITS}, got {fc_init!r}")
+    return fc_init
+
+
+def _initializers(fc_init):
+    """Kernel and bias initialisers of the FC layers.
+
+    "truncated_normal" is [AW] Sec. 4.1.1 (CNN-M): truncated normal, zero
+    mean, "variance equal to 0.1" read as the TF1 idiom
+    `tf.truncated_normal(stddev=0.1)`, and biases initialised to 1.
+    """
+    if fc_init == "truncated_normal":
+        return keras.initializers.TruncatedNormal(stddev=0.1), keras.initializers.Constant(1.0)
+    return "glorot_uniform", "zeros"
+
+
+def backbone_features(x, backbone_name, pool):
+    """Flatten the backbone output, or globally average it when `pool` is
+    True or the backbone's features are "pooled" ([AW] 4.2.1.1, [MC] 5.1)."""
+    if len(x.shape) == 2:
+        return x
+    if pool or backbone_name not in backbones.FLATTENED:
+        return keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    return keras.layers.Flatten(name="flatten")(x)
+
+
+def concat_landmarks(features, landmarks):
+    """features ++ landmarks on the last axis, or features when there are none."""
+    if landmarks is None:
+        return features
+    return keras.layers.Concatenate(name="landmarks_concat")([features, landmarks])
+
+
+def fc_stack(x, fc_units, dropout, fc_init="glorot_uniform", first_index=1):
+    """Hidden FC layers `fc{i}` (ReLU), each followed by `fc{i}_dropout`."""
+    kernel_init, bias_init = _initializers(fc_init)
+    for index, units in enumerate(fc_units, start=first_index):
+        x = keras.layers.Dense(units, activation="relu", kernel_initializer=kernel_init,
+                               bias_initializer=bias_init, name=f"fc{index}")(x)
+        if dropout > 0.0:
+            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+    return x
+
+
+def va_output(x, fc_init="glorot_uniform"):
+    """The linear (valence, arousal) output layer `va_output`, float32."""
+    kernel_init, bias_init = _initializers(fc_init)
+    return keras.layers.Dense(2, kernel_initializer=kernel_init, bias_initializer=bias_init,
+                              dtype="float32", name="va_output")(x)

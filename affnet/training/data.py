@@ -1,0 +1,156 @@
+"""Where a run's data comes from: presence checks and the dataset functions.
+
+The reader is `data_pipeline.input.make_dataset`; this module only adapts it to
+a `TrainConfig` and to `tf.distribute` (each replica builds its own pipeline
+with the per-replica batch; the input context shards the files).
+
+Data position on resume: the training stream is reseeded by step. A run that
+starts (or resumes) at step s shuffles with seed `(config.seed, s)`, so a
+resumed run does not replay the order it saw before the interruption; over
+many steps every window is still drawn uniformly. This keeps resumption
+exact in step, weights and optimizer state without checkpointing a
+distributed iterator, which `distribute_datasets_from_function` cannot do.
+"""
+
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from affnet.models import describe
+from affnet.training.config import TrainConfig
+
+# How to obtain and prepare each dataset a flagfile names.
+_PREPARE = {
+    "affwild2": ("Aff-Wild2 (ABAW) is released for research under an End User License Agreement signed "
+                 "with Imperial College London (https://ibug.doc.ic.ac.uk/resources/aff-wild2/)."),
+    "affwild": ("Aff-Wild is released for research under an End User License Agreement "
+                "(https://ibug.doc.ic.ac.uk/resources/first-affect-wild-challenge/)."),
+    "recola": ("RECOLA is released for research under the RECOLA EULA (https://diuf.unifr.ch/main/diva/recola/)."),
+    "afewva": ("AFEW-VA is available for research from https://ibug.doc.ic.ac.uk/resources/afew-va-database/ "
+               "(its frames already come as images)."),
+    "omg": ("The OMG-Emotion dataset is available for research from "
+            "https://github.com/knowledgetechnologyuhh/OMGEmotionChallenge (YouTube links + annotations)."),
+    "synthetic": "The synthetic set is generated locally.",
+}
+
+
+def _dataset_key(path):
+    name = os.path.basename(os.path.normpath(path)).lower().replace("-", "").replace("_", "")
+    for key in sorted(_PREPARE, key=len, reverse=True):
+        if key in name:
+            return key
+    return None
+
+
+def split_files(data: str, split: str):
+    """The TFRecord files of `split` as the reader finds them; [] when none."""
+    from data_pipeline.input import list_files
+
+    try:
+        return list_files(data, split)
+    except ValueError:
+        return []
+
+
+def missing_data_message(data: str, split: str) -> str:
+    """What is missing, where it was looked for, and how to prepare it."""
+    key = _dataset_key(data)
+    where = os.path.abspath(os.path.join(data, split))
+    lines = [f"no TFRecords for split {split!r}: looked for {where}/*.tfrecord[.gz]."]
+    if key == "synthetic" or key is None and "demo" in data:
+        # All 17 AUs of FaceBehaviorNet: every model's AU list is a subset.
+        lines.append(f"Generate it with: python -m data_pipeline.synthetic --output {data} --au_set 17")
+    else:
+        if key:
+            lines.append(_PREPARE[key])
+        lines.append("Prepare it from the downloaded videos with: python -m data_pipeline.preprocess "
+                     f"--input <videos of the {split} split> --output {os.path.join(data, split)} "
+                     "(or the dataset's adapter under data_pipeline/adapters to attach the labels).")
+    return "\n".join(lines)
+
+
+def check_data(config: TrainConfig, splits=None):
+    """Raise `FileNotFoundError` with `missing_data_message` if a split is absent
+    (the training split in every `task_data` directory too)."""
+    for split in splits or (config.train_split, config.eval_split):
+        if not split_files(config.data, split):
+            raise FileNotFoundError(missing_data_message(config.data, split))
+    if splits is None:
+        for directory in train_data_dirs(config):
+            if not split_files(directory, config.train_split):
+                raise FileNotFoundError(missing_data_message(directory, config.train_split))
+
+
+def image_size(config: TrainConfig) -> int:
+    """The model's input size (the reader resizes the 96x96 crops to it)."""
+    return int(config.overrides.get("input_size", describe(config.model).defaults.get("input_size", 96)))
+
+
+def uses_landmarks(config: TrainConfig) -> bool:
+    return bool(config.overrides.get("landmarks", describe(config.model).defaults.get("landmarks", True)))
+
+
+def reader_arguments(model) -> dict:
+    """The `make_dataset` arguments `model` implies: the AU columns it predicts
+    (multi-task models' `au_names`) and the width of its `spectrogram` input."""
+    arguments = {}
+    au_names = getattr(model, "au_names", None)
+    if au_names:
+        arguments["au_names"] = tuple(au_names)
+    for tensor in model.inputs:
+        if tensor.name.split(":")[0] == "spectrogram":
+            arguments["spectrogram_dim"] = int(tensor.shape[-1])
+    return arguments
+
+
+def _seed(config: TrainConfig, start_step: int) -> int:
+    return hash((config.seed, start_step)) % (2 ** 31)
+
+
+def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict] = None):
+    """`fn(input_context) -> dataset` of per-replica training batches.
+
+    reader: extra `make_dataset` arguments (`reader_arguments(model)`).
+    With `task_batch_sizes` ([FBN] Sec. VI-B), one dataset per task (from
+    `task_data`, default `data`) is zipped each step and concatenated along
+    the batch axis; each replica reads its share of every task batch, and a
+    task's rows keep only that task's labels (the paper's sets carry one each).
+    """
+    from data_pipeline.input import make_dataset, make_multitask_dataset
+
+    reader = dict(reader or {})
+    common = dict(seq_len=config.seq_len, training=True, image_size=image_size(config),
+                  oversample=config.oversample, **reader)
+
+    def dataset_fn(input_context):
+        # make_dataset takes the global batch and divides it by the replicas.
+        if not config.task_batch_sizes:
+            return make_dataset(config.data, config.train_split, batch_size=config.batch_size,
+                                seed=_seed(config, start_step), input_context=input_context, **common)
+        task_data = dict(config.task_data)
+        sizes = dict(config.task_batch_sizes)
+        task_args = {task: dict(data=task_data.get(task, config.data), split=config.train_split,
+                                seed=_seed(config, start_step), input_context=input_context, **common)
+                     for task in sizes}
+        # Frame models get squeezed (B, ...) batches from seq_len-1 windows:
+        # modeling.call folds (B, T) either way, so keep the time axis.
+        return make_multitask_dataset(task_args, sizes, squeeze_frames=False, task_labels_only=True)
+
+    return dataset_fn
+
+
+def train_data_dirs(config: TrainConfig):
+    """Every data directory the training split is read from."""
+    if not config.task_batch_sizes:
+        return [config.data]
+    task_data = dict(config.task_data)
+    return sorted({task_data.get(task, config.data) for task, _ in config.task_batch_sizes})
+
+
+def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None) -> tf.data.Dataset:
+    """Every frame of `split` once, in `seq_len` windows (not distributed)."""
+    from data_pipeline.input import make_dataset
+
+    return make_dataset(config.data, split, config.seq_len, config.eval_batch, training=False,
+                        image_size=image_size(config), **(reader or {}))

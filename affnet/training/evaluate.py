@@ -1,0 +1,123 @@
+"""Evaluate a run on a split, with the [MC] / [OMG] post-processing chain chosen on validation.
+
+The chain (`affnet.postprocess`) is chosen on the run's `eval_split` at the
+level the run is scored at and applied unchanged to `split`: frame-level runs
+get the per-dimension median filter chosen on frame CCC; utterance-level runs
+(`config.utterance_eval`, OMG) the median filter and then the utterance
+smoothing, both chosen on utterance CCC ([MC] Sec. 6.3: "kept when an
+improvement was observed on the CCC over the validation set").
+
+Result (`eval.json` for the test split, `eval_<split>.json` for another, or
+`output`): top-level `ccc_valence`, `ccc_arousal`, `ccc_mean`, `mse_*`, `pcc_*`
+and `per_video` of the per-frame predictions after the chosen median filter
+(equal to the raw ones when no window helps on validation), plus `raw` (no
+filter), `median_windows` (the chosen windows and the validation table they
+were chosen from), `postprocess` (level, and per step and dimension whether it
+was kept with the validation CCC without and with it), and `predictions` (the
+prediction files below). Utterance-level runs add `utterance_level`: the
+chain's utterance scores, the run's headline, with its `raw` utterance
+scores. Multi-task runs add the expression / AU measures of
+`evaluation.scores` (F1, accuracy, E_total; per-video expression accuracy,
+[AW] Sec. 5.2).
+
+Prediction files (`affnet.fusion.write_predictions`, what `launch/fuse.py`
+reads), beside the result JSON, for runs with a valence-arousal output:
+`predictions_<split>.npz` per frame after the chosen median filter,
+`predictions_<split>_raw.npz` per frame unfiltered, and for utterance-level
+runs `predictions_<split>_utterance.npz`, one row per utterance (at its first
+frame) holding the chain's final estimate.
+"""
+
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from affnet import fusion, postprocess
+from affnet.training import data, evaluation, export, modeling
+
+
+def _collect(config, model, split, jit_compile):
+    sequence = modeling.is_sequence_model(config)
+    predict = tf.function(lambda f: modeling.call(model, f, False, sequence), jit_compile=jit_compile)
+    return evaluation.collect(predict, data.eval_dataset(config, split, data.reader_arguments(model)))
+
+
+def default_output(workdir: str, split: str) -> str:
+    """`<workdir>/eval.json` for the test split, `<workdir>/eval_<split>.json` otherwise."""
+    return os.path.join(workdir, "eval.json" if split == "test" else f"eval_{split}.json")
+
+
+def _write_predictions(directory, split, filtered, raw, utterances):
+    files = {"post_processed": (f"predictions_{split}.npz", filtered), "raw": (f"predictions_{split}_raw.npz", raw)}
+    if utterances is not None:
+        files["utterance"] = (f"predictions_{split}_utterance.npz", utterances)
+    return {key: fusion.write_predictions(os.path.join(directory, name), videos)
+            for key, (name, videos) in files.items()}
+
+
+def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", median_filter: bool = True,
+                 output: str = "", plot: bool = True, log=print) -> dict:
+    """Score `workdir`'s model on `split`; writes the result JSON (module
+    docstring; `output` or `default_output`), the prediction files and
+    `eval_<split>_videos.png` beside it; returns the result dict.
+
+    `median_filter=False` skips the post-processing chain (identity chain)."""
+    start = time.perf_counter()
+    config, model, path = export.load_run_model(workdir, checkpoint)
+    splits = [split] + ([config.eval_split] if median_filter and config.eval_split != split else [])
+    data.check_data(config, splits)
+    log(f"evaluating {path} on {split!r}")
+    videos = _collect(config, model, split, config.jit_compile)
+    result = {"split": split, "checkpoint": path, "model": config.model}
+    has_va = next(iter(videos.values())).has_va if videos else True
+    level = "utterance" if config.utterance_eval else "frame"
+    chain = postprocess.ChainConfig(level, config.seq_len, (1, 1), (0.0, 0.0))
+    if median_filter and has_va:
+        validation = videos if config.eval_split == split else _collect(config, model, config.eval_split,
+                                                                         config.jit_compile)
+        chain = postprocess.choose_chain(validation, level=level, seq_len=config.seq_len)
+        result["median_windows"] = {"valence": chain.median_windows[0], "arousal": chain.median_windows[1],
+                                    "chosen_on": config.eval_split, "validation_ccc": chain.scores["median_window"]}
+        result["postprocess"] = {"level": level, "chosen_on": config.eval_split, "steps": chain.steps(),
+                                 **({"seq_len": chain.seq_len, "radius": chain.radius,
+                                     "smoothing_validation_ccc": chain.scores["smoothing"]}
+                                    if level == "utterance" else {})}
+    raw = evaluation.scores(videos)
+    filtered = evaluation.median_filter(videos, chain.median_windows)
+    final = evaluation.scores(filtered)
+    result["raw"] = {k: v for k, v in raw.items() if k != "per_video"}
+    result.update(final)
+    utterances = None
+    if config.utterance_eval and has_va:
+        utterances = postprocess.apply_chain(chain, videos)
+        result["utterance_level"] = {
+            **evaluation.scores(utterances, per_video=False),
+            "raw": evaluation.scores(evaluation.utterances(videos, config.seq_len), per_video=False)}
+    output = output or default_output(workdir, split)
+    directory = os.path.dirname(os.path.abspath(output))
+    os.makedirs(directory, exist_ok=True)
+    if has_va:
+        result["predictions"] = _write_predictions(directory, split, filtered, videos, utterances)
+    if plot and final.get("per_video"):
+        result["plot"] = evaluation.plot_videos(filtered, final["per_video"],
+                                                os.path.join(directory, f"eval_{split}_videos.png"))
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    with open(output + ".tmp", "w") as f:
+        json.dump(result, f, indent=1, default=float)
+    os.replace(output + ".tmp", output)
+    if has_va:
+        log(f"{split}: CCC valence {result['ccc_valence']:.4f} arousal {result['ccc_arousal']:.4f} "
+            f"(raw {raw['ccc_valence']:.4f} / {raw['ccc_arousal']:.4f}; median windows "
+            f"{list(chain.median_windows)}) -> {output}")
+    if utterances is not None:
+        scored = result["utterance_level"]
+        log(f"{split}: utterance CCC valence {scored['ccc_valence']:.4f} arousal {scored['ccc_arousal']:.4f} "
+            f"(raw {scored['raw']['ccc_valence']:.4f} / {scored['raw']['ccc_arousal']:.4f}; smoothing "
+            f"{list(chain.smoothing)})")
+    tasks = [f"{name} {result[name]:.4f}" for name in ("expression_total", "expression_video_accuracy",
+                                                        "au_total") if name in result]
+    if tasks:
+        log(f"{split}: {', '.join(tasks)} -> {output}")
+    return result

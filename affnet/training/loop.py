@@ -1,0 +1,260 @@
+"""The custom training loop: tf.function steps under any tf.distribute strategy.
+
+Per step each replica runs the model on its share of the global batch
+(`batch_size` sequences x `seq_len` frames, [AW2] Sec. IV-A 4 x 80), reduces
+its frames to loss statistics (the forward and backward pass optionally XLA-compiled, on one replica),
+and the loss of the *global* batch is formed from the summed statistics
+(`objective`); Keras' optimizer sums the replicas' gradients. float16 uses
+loss scaling (`LossScaleOptimizer`), bfloat16 none.
+
+Every `eval_every` steps (and at the end) the model is evaluated on the whole
+`eval_split` (every frame once); the best validation mean CCC is kept as its
+own checkpoint. Checkpoints of model, optimizer and step every
+`checkpoint_every` steps; re-running with the same workdir resumes from the
+latest one (see `data` for the data position semantics).
+"""
+
+import json
+import os
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from affnet.training import checkpointing, data, distribution, evaluation, modeling, objective, schedules
+from affnet.training import summaries
+from affnet.training import config as config_lib
+from affnet.training.config import TrainConfig
+
+_NUMERIC_LABELS = ("va", "va_mask", "valid", "expression", "expression_mask", "au", "au_mask")
+EVAL_HISTORY = "eval_history.json"
+# Multi-task validation scores logged beside the VA ones (evaluation.scores).
+_TASK_SCORES = ("expression_f1", "expression_accuracy", "expression_total", "au_f1", "au_accuracy", "au_total",
+                "multitask_score")
+
+
+def _append_json_line(path, values):
+    with open(path, "a") as f:
+        f.write(json.dumps(values, sort_keys=True) + "\n")
+
+
+def _prepare_workdir(config: TrainConfig, chief: bool):
+    """Write flags.json, or check that a resumed run keeps the saved settings."""
+    path = os.path.join(config.workdir, config_lib.FLAGS_FILE)
+    if os.path.exists(path):
+        changed = config_lib.differences(config_lib.load(config.workdir), config)
+        if changed:
+            raise ValueError(f"{path} holds another configuration; changed settings {changed}. "
+                             f"Use a new --workdir, or the saved flags to resume.")
+    if chief:
+        config_lib.save(config)
+
+
+def _check_loss(config: TrainConfig, multitask: bool):
+    if multitask and config.loss != "multitask":
+        raise ValueError(f"model {config.model!r} returns task outputs (va, expression, au): train it with "
+                         f"--loss=multitask, not --loss={config.loss}")
+    if not multitask and config.loss == "multitask":
+        raise ValueError(f"--loss=multitask needs a multi-task model (dict outputs, or --categorical); "
+                         f"{config.model!r} returns valence-arousal only")
+
+
+class Trainer:
+    """Owns the strategy, model, optimizer, checkpoints and steps of one run.
+
+    Args:
+      config: the run's `TrainConfig`.
+      model_fn: builds the model (default `modeling.build_model(config)`);
+        called inside the strategy scope.
+      train_dataset_fn: `fn(input_context) -> dataset` of per-replica
+        `(features, labels)` batches (default `data.train_dataset_fn`).
+      eval_dataset_fn: `fn() -> dataset` of the evaluation split (default
+        `data.eval_dataset(config, config.eval_split)`); None with
+        `evaluate=False` skips evaluation.
+      log: a print-like function for progress lines.
+    """
+
+    def __init__(self, config: TrainConfig, model_fn: Optional[Callable] = None,
+                 train_dataset_fn: Optional[Callable] = None, eval_dataset_fn: Optional[Callable] = None,
+                 log: Callable = print):
+        self.config = config
+        self.log = log
+        self.strategy = distribution.make_strategy(config.distribution)
+        self.chief = distribution.is_chief(self.strategy)
+        self.write_dir = distribution.write_dir(config.workdir, self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if config.jit_compile and replicas > 1:
+            # The RNN's TensorLists cannot cross an XLA boundary between the forward
+            # pass and its gradient, and the global loss needs a cross-replica
+            # all-reduce in between: XLA covers whole single-replica steps only.
+            raise ValueError(f"jit_compile=True supports one replica; the {config.distribution!r} "
+                             f"distribution has {replicas}")
+        _prepare_workdir(config, self.chief)
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            self.sequence = model_fn is not None or modeling.is_sequence_model(config)
+            if model_fn is None:
+                resuming = checkpointing.has_checkpoint(config.workdir)
+                self.model = modeling.build_model(config, initialise=not resuming)
+            else:
+                with modeling.precision(config.mixed_precision):
+                    self.model = model_fn()
+            self.multitask = modeling.is_multitask(self.model)
+            _check_loss(config, self.multitask)
+            self.optimizer = schedules.make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoints = checkpointing.RunCheckpoints(self.model, self.optimizer, self.step, config.workdir,
+                                                        self.write_dir, config.keep_checkpoints)
+        restored = self.checkpoints.restore_latest()
+        if restored:
+            self.log(f"resumed from {restored} at step {int(self.step.numpy())}")
+        else:
+            self._initialise()
+        reader = data.reader_arguments(self.model)
+        self.train_dataset_fn = train_dataset_fn or data.train_dataset_fn(config, int(self.step.numpy()), reader)
+        self.eval_dataset_fn = eval_dataset_fn or (lambda: data.eval_dataset(config, config.eval_split, reader))
+        self.train_writer, self.val_writer = summaries.writers(config.workdir, self.chief)
+        self._train_step = self._make_train_step()
+        self.history = []  # (step, mean training loss since the previous log line)
+        self._predict = tf.function(lambda f: modeling.call(self.model, f, False, self.sequence),
+                                    jit_compile=config.jit_compile)
+
+    def _initialise(self):
+        config = self.config
+        if config.init_weights:
+            self.log(f"initialised the model from "
+                     f"{modeling.load_weights(self.model, config.init_weights, config)}")
+        if config.init_rnn_from:
+            copied = modeling.init_rnn(self.model, config.init_rnn_from)
+            self.log(f"strategy (iii): initialised {copied} from {config.init_rnn_from}")
+
+    def _make_train_step(self):
+        config, model, optimizer = self.config, self.model, self.optimizer
+        couplings = objective.coupling_config(config, model)
+
+        def gradients(features, labels):
+            with tf.GradientTape() as tape:
+                predictions = modeling.call(model, features, True, self.sequence)
+                stats = objective.statistics(config, labels, predictions, couplings)
+                loss, components = objective.loss_and_components(config, objective.global_sum(stats), couplings)
+                scaled = optimizer.scale_loss(loss)
+            monitor = objective.monitor_statistics(labels, tf.nest.map_structure(tf.stop_gradient, predictions))
+            terms = {f"loss_{name}": value for name, value in components.items()}
+            if monitor is not None:
+                terms.update(objective.monitor_values(objective.global_sum(monitor)))
+            return loss, terms, tape.gradient(scaled, model.trainable_variables)
+
+        if config.jit_compile:
+            gradients = tf.function(gradients, jit_compile=True)
+
+        def replica_step(features, labels):
+            labels = {k: labels[k] for k in _NUMERIC_LABELS if k in labels}
+            loss, terms, grads = gradients(modeling.model_inputs(model, features), labels)
+            optimizer.apply(grads, model.trainable_variables)
+            return {"loss": loss, **terms}
+
+        @tf.function
+        def train_step(iterator):
+            features, labels = next(iterator)
+            # Every replica computes the same global loss, task terms and batch
+            # CCC/MSE (from summed statistics); MEAN returns them.
+            values = self.strategy.run(replica_step, args=(features, labels))
+            return {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                    for name, value in values.items()}
+
+        return train_step
+
+    def predict(self, features):
+        return self._predict(modeling.model_inputs(self.model, features))
+
+    def evaluate(self) -> dict:
+        """Whole-set scores of the current weights on the evaluation split."""
+        videos = evaluation.collect(self.predict, self.eval_dataset_fn())
+        if self.config.utterance_eval:
+            videos = evaluation.utterances(videos, self.config.seq_len)
+        result = evaluation.scores(videos, per_video=False)
+        result["loss"] = 1.0 - result[self.selection_key]
+        return result, videos
+
+    @property
+    def selection_key(self) -> str:
+        """The validation score that picks the best checkpoint."""
+        return "multitask_score" if self.multitask else "ccc_mean"
+
+    def _log_eval(self, step):
+        scores, videos = self.evaluate()
+        has_va = "ccc_mean" in scores
+        line = [f"step {step}: {self.config.eval_split}"]
+        if has_va:
+            line.append(f"CCC valence {scores['ccc_valence']:.4f} arousal {scores['ccc_arousal']:.4f} "
+                        f"mean {scores['ccc_mean']:.4f}")
+        line += [f"{name} {scores[name]:.4f}" for name in _TASK_SCORES if name in scores]
+        self.log(" ".join(line))
+        names = ("ccc_valence", "ccc_arousal", "ccc_mean", "mse_valence", "mse_arousal", "pcc_valence",
+                 "pcc_arousal", "loss") + _TASK_SCORES
+        summaries.scalars(self.val_writer, step, {n: scores[n] for n in names if n in scores})
+        if self.chief:
+            if has_va:
+                labels = np.concatenate([v.labels for v in videos.values()])
+                predictions = np.concatenate([v.predictions for v in videos.values()])
+                summaries.image(self.val_writer, step, "va_scatter", summaries.va_scatter_png(
+                    labels, predictions, f"{self.config.eval_split} step {step}"))
+            _append_json_line(os.path.join(self.config.workdir, EVAL_HISTORY),
+                              {"step": step, **{k: v for k, v in scores.items() if not isinstance(v, list)}})
+        key = self.selection_key
+        if self.checkpoints.maybe_save_best(scores, key):
+            self.log(f"step {step}: new best {self.config.eval_split} {key} {scores[key]:.4f}")
+        return scores
+
+    def train(self, evaluate: bool = True) -> dict:
+        """Run until `config.train_steps`; returns the last evaluation (or {})."""
+        config = self.config
+        step = int(self.step.numpy())
+        if step >= config.train_steps:
+            self.log(f"already at step {step} >= train_steps {config.train_steps}; nothing to train")
+            return {"step": step}
+        iterator = iter(self.strategy.distribute_datasets_from_function(self.train_dataset_fn))
+        sequences = sum(dict(config.task_batch_sizes).values()) or config.batch_size
+        progress = summaries.Progress(config.train_steps, step, sequences * config.seq_len)
+        losses, last_scores, evaluated_at = [], {}, None
+        while step < config.train_steps:
+            losses.append(self._train_step(iterator))
+            self.step.assign_add(1)
+            step += 1
+            if step % config.log_every == 0 or step == config.train_steps:
+                terms = {name: float(np.mean([float(x[name]) for x in losses])) for name in losses[0]}
+                loss = terms.pop("loss")
+                losses = []
+                self.history.append((step, loss))
+                steps_per_second, frames_per_second = progress.rates(step)
+                rate = schedules.current_learning_rate(self.optimizer)
+                progress.line(step, loss, steps_per_second, frames_per_second, rate)
+                summaries.scalars(self.train_writer, step, {
+                    "loss": loss, "learning_rate": rate, "steps_per_second": steps_per_second,
+                    "frames_per_second": frames_per_second, **terms})
+            if step % config.checkpoint_every == 0 or step == config.train_steps:
+                self.checkpoints.save_latest()
+            if evaluate and (step % config.eval_every == 0 or step == config.train_steps):
+                last_scores = self._log_eval(step)
+                evaluated_at = step
+                progress.rates(step)  # Evaluation time is not training throughput.
+        result = {"step": step, "best": self.checkpoints.best_record}
+        if evaluated_at is not None:
+            result["last_eval"] = last_scores
+        self._cleanup()
+        return result
+
+    def _cleanup(self):
+        if not self.chief and tf.io.gfile.exists(self.write_dir):
+            tf.io.gfile.rmtree(self.write_dir)
+
+
+def train(config: TrainConfig, **kwargs) -> dict:
+    """Build a `Trainer` for `config` and train it (see `Trainer`)."""
+    start = time.perf_counter()
+    result = Trainer(config, **kwargs).train()
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result

@@ -1,0 +1,44 @@
+"""Learning-rate schedule and optimizer.
+
+[AW2] Sec. IV-A: Adam, initial learning rate 1e-3, "exponential decay with
+decay steps 400 and decay factor 0.97" -- read as TF1's
+`tf.train.exponential_decay(..., staircase=True)`: the rate drops by 0.97
+once every 400 steps. [FBN]/[AW]: 1e-4 decayed exponentially.
+"""
+
+import keras
+
+from affnet.training.config import TrainConfig
+
+
+def learning_rate(config: TrainConfig):
+    """A float (no decay) or a staircase `ExponentialDecay` schedule."""
+    if not config.lr_decay_steps or config.lr_decay_rate == 1.0:
+        return float(config.learning_rate)
+    return keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=config.learning_rate, decay_steps=config.lr_decay_steps,
+        decay_rate=config.lr_decay_rate, staircase=True)
+
+
+def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer applies at its current iteration."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = inner.learning_rate
+    return float(rate.numpy() if hasattr(rate, "numpy") else rate)
+
+
+def make_optimizer(config: TrainConfig):
+    """Adam ([all papers]), SGD or RMSprop; wrapped in a `LossScaleOptimizer`
+    for float16 (bfloat16 needs no loss scaling)."""
+    rate = learning_rate(config)
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(rate, name="adam")
+    elif config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(rate, momentum=0.9, name="sgd")
+    elif config.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(rate, name="rmsprop")
+    else:
+        raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {config.optimizer!r}")
+    if config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name="loss_scale_optimizer")
+    return optimizer

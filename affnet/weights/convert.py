@@ -1,0 +1,137 @@
+"""Convert released weights into an affnet model and save them.
+
+  python -m affnet.weights.convert --format=tf1 --checkpoint=PATH \\
+      --model=affwildnet_vggface --output=checkpoints/affwildnet_vggface_gru.weights.h5
+  python -m affnet.weights.convert --format=vggface_h5 \\
+      --checkpoint=rcmalli_vggface_tf_notop_vgg16.h5 --model=vggface_gru \\
+      --output=checkpoints/vggface_gru_init.weights.h5
+
+Formats:
+  tf1          the authors' TF1 checkpoints (dkollias/Aff-Wild-models), see
+               `tf1_checkpoint`; `--model` is built with the overrides of
+               `TF1_MODELS` that make it the released graph.
+  vggface_h5   keras-vggface VGG16 (VGGFace1) / RESNET50 (VGGFace2) .h5 into
+               the model's backbone, see `keras_h5`.
+  imagenet_h5  Keras applications VGG16 / DenseNet-121 ImageNet .h5 into the
+               model's backbone.
+
+`--output` ending in `.weights.h5` is written with `save_weights` (load with
+`affnet.models.build(model, **overrides).load_weights(path)`, the overrides
+printed by the command); ending in `.keras`, the whole model is saved.
+`--set key=value` adds build overrides (Python literals), e.g. `--set
+input_size=112`.
+
+The options are parsed with argparse, not absl: this module is importable
+library code, and absl flags are defined only in `launch/` (STYLE.md).
+"""
+
+import argparse
+import ast
+import os
+import sys
+from typing import Dict, Mapping, Optional
+
+from affnet import models
+from affnet.weights import keras_h5, tf1_checkpoint
+
+FORMATS = ("tf1", "vggface_h5", "imagenet_h5")
+_H5_LAYOUTS = {"vggface_h5": ("vggface_vgg16", "vggface_resnet50"),
+               "imagenet_h5": ("imagenet_vgg16", "imagenet_densenet121")}
+
+# Registry name -> overrides giving the released TF1 graph ([code]
+# Aff-Wild-models): no landmarks, no dropout at inference; the ResNet-GRU
+# uses slim's resnet_v1_50 and no FC layer.
+TF1_MODELS: Dict[str, Mapping] = {
+    "vggface_4096x4096x2": {},
+    "vggface_4096x2000x2": {},
+    "affwildnet_vggface_gru_released": {},
+    "affwildnet_resnet_gru_released": {},
+    "affwildnet_vggface": dict(landmarks=False, dropout=0.0),
+    "affwildnet_resnet50": dict(backbone="resnet50_slim", fc_units=0, landmarks=False, dropout=0.0,
+                                input_preprocessing="none"),
+}
+
+
+def build_for_tf1(model_name, **overrides):
+    """`models.build(model_name)` with `TF1_MODELS` overrides, then `overrides`."""
+    if model_name not in TF1_MODELS:
+        raise ValueError(f"model {model_name!r} has no released TF1 checkpoint; use one of {sorted(TF1_MODELS)}")
+    return models.build(model_name, **{**TF1_MODELS[model_name], **overrides})
+
+
+def _check_output(output):
+    if not (output.endswith(".weights.h5") or output.endswith(".keras")):
+        raise ValueError(f"output must end in '.weights.h5' or '.keras', got {output!r}")
+
+
+def convert(format, checkpoint, model_name, output: Optional[str] = None, **overrides):
+    """Build `model_name`, load `checkpoint` of `format` into it, and save it
+    to `output` if given. Returns (model, report, build overrides used)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if output is not None:
+        _check_output(output)
+    if format == "tf1":
+        used = {**TF1_MODELS.get(model_name, {}), **overrides}
+        model = build_for_tf1(model_name, **overrides)
+        report = tf1_checkpoint.load_tf1_checkpoint(model, checkpoint)
+    else:
+        layers = keras_h5.read_keras_h5(checkpoint)
+        layout = keras_h5.detect_layout(layers, checkpoint)
+        if layout not in _H5_LAYOUTS[format]:
+            raise ValueError(f"{checkpoint}: holds {layout} weights, not one of {format}'s "
+                             f"{_H5_LAYOUTS[format]}")
+        model = models.build(model_name, **overrides)
+        report = keras_h5.load_keras_h5(model, checkpoint, layout=layout)
+        used = {**overrides, "input_preprocessing": keras_h5.LAYOUTS[layout].input_preprocessing}
+    if output is not None:
+        directory = os.path.dirname(output)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        if output.endswith(".keras"):
+            model.save(output)
+        else:
+            model.save_weights(output)
+    return model, report, used
+
+
+def _parse_overrides(items):
+    overrides = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m affnet.weights.convert", description=__doc__.split("\n")[0])
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--checkpoint", "--weights", dest="checkpoint", required=True,
+                        help="TF1 checkpoint prefix/directory, or the .h5 file")
+    parser.add_argument("--model", required=True, help="registry name (affnet.models.names())")
+    parser.add_argument("--output", required=True, help="*.weights.h5 or *.keras")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="extra build override")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    model, report, used = convert(args.format, args.checkpoint, args.model, args.output,
+                                  **_parse_overrides(args.set))
+    count = len(getattr(report, "assigned", None) or getattr(report, "loaded", []))
+    print(f"{args.checkpoint} ({report.layout}): {count} tensors/layers loaded into {args.model}")
+    for name in getattr(report, "unused", []):
+        print(f"  unused checkpoint variable: {name}")
+    for name in getattr(report, "untouched", []):
+        print(f"  not in the file, left as initialised: {name}")
+    print(f"saved {args.output}; rebuild with affnet.models.build({args.model!r}, **{used!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Benchmark the tf.data reader against the training step it feeds.
+
+Generates a small synthetic set (data_pipeline.synthetic) in a temporary
+directory, then measures in one run:
+  * reader frames/s per CPU core: `make_dataset(..., "train")` at 4 x 80
+    (the [AW2] batch), decoding and normalising, with the tf.data private
+    thread pool limited to 1 thread, so the number is per core;
+  * the frames/s one full-size `affwildnet_vggface` training step consumes
+    (Adam + `affnet.losses.ccc_loss`, the same 4 x 80 batch, after a warm-up).
+The ratio reader/step should be >= 10 so input never limits training.
+Prints one JSON object.
+
+  python bench/input_pipeline.py [--batches 30] [--steps 1] [--skip_model]
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def reader_rate(data, batches, batch, seq_len, threads):
+    import tensorflow as tf
+
+    from data_pipeline import input as reader
+
+    dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    iterator = iter(dataset.with_options(options))
+    next(iterator)  # Fill the shuffle buffer and warm up before timing.
+    start = time.perf_counter()
+    for _ in range(batches):
+        features, _ = next(iterator)
+    features["images"].numpy()
+    return batches * batch * seq_len / (time.perf_counter() - start)
+
+
+def model_rate(steps, batch, seq_len):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import affnet.models
+    from affnet import losses
+
+    model = affnet.models.build("affwildnet_vggface")
+    optimizer = keras.optimizers.Adam(1e-4)
+    rng = np.random.default_rng(0)
+    features = {"images": tf.constant(rng.uniform(-1, 1, (batch, seq_len, 96, 96, 3)), tf.float32),
+                "landmarks": tf.constant(rng.uniform(-1, 1, (batch, seq_len, 136)), tf.float32)}
+    va = tf.constant(rng.uniform(-1, 1, (batch, seq_len, 2)), tf.float32)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            output = model(features, training=True)
+            output = output["va"] if isinstance(output, dict) else output
+            loss = losses.ccc_loss(va, output)
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    float(step())  # trace + warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    return steps * batch * seq_len / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq_len", type=int, default=80)
+    parser.add_argument("--skip_model", action="store_true")
+    args = parser.parse_args()
+
+    from data_pipeline import synthetic
+
+    result = {"batch": args.batch, "seq_len": args.seq_len, "cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as data:
+        config = synthetic.SyntheticConfig(subjects=6, videos_per_subject=2, frames_per_video=160)
+        start = time.perf_counter()
+        synthetic.generate(data, config, seed=0)
+        result["synthetic_frames"] = 6 * 2 * 160
+        result["generation_ms_per_frame"] = round(1000 * (time.perf_counter() - start) / (6 * 2 * 160), 2)
+        result["reader_frames_per_s_1_thread"] = round(reader_rate(data, args.batches, args.batch, args.seq_len, 1), 1)
+        all_threads = reader_rate(data, args.batches, args.batch, args.seq_len, os.cpu_count() or 1)
+        result["reader_frames_per_s_all_threads"] = round(all_threads, 1)
+    if not args.skip_model:
+        try:
+            result["model_step_frames_per_s"] = round(model_rate(args.steps, args.batch, args.seq_len), 2)
+            result["ratio_reader_per_core_to_step"] = round(
+                result["reader_frames_per_s_1_thread"] / result["model_step_frames_per_s"], 1)
+        except Exception as error:  # The model belongs to another module; report, do not hide, its failure.
+            result["model_error"] = f"{type(error).__name__}: {error}"[:500]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Dataset adapters: published layouts -> schema TFRecords with official splits.
+
+  python -m data_pipeline.adapters <dataset> --root R --output DIR [--workers N]
+      [--splits train,validation] [--landmarks auto|dlib|none] [preprocess options]
+      [dataset options, see --help of each dataset]
+
+Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes
+DIR/<split>/<video_id>.tfrecord and DIR/manifest.json (`common.write_items`).
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import List, Optional
+
+from data_pipeline import align, detect, preprocess
+from data_pipeline.adapters import common
+from data_pipeline.adapters.affwild import AffWildAdapter
+from data_pipeline.adapters.affwild2 import AffWild2Adapter
+from data_pipeline.adapters.afewva import AfewVaAdapter
+from data_pipeline.adapters.common import Adapter, VideoItem, item_records, write_items
+from data_pipeline.adapters.omg import OmgAdapter
+from data_pipeline.adapters.recola import RecolaAdapter
+
+ADAPTERS = {cls.name: cls for cls in (AffWild2Adapter, AffWildAdapter, AfewVaAdapter, RecolaAdapter, OmgAdapter)}
+
+
+def get(name: str, **kwargs) -> Adapter:
+    """An adapter by dataset name, e.g. get('afewva', folds=5)."""
+    if name not in ADAPTERS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(ADAPTERS)}")
+    return ADAPTERS[name](**kwargs)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    defaults = preprocess.PreprocessOptions()
+    parser.add_argument("--root", required=True, help="the dataset's folder as published")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--splits", default="", help="comma-separated splits to write (default all)")
+    parser.add_argument("--landmarks", choices=common.LANDMARK_MODES, default="auto",
+                        help="for shipped frames: dataset landmarks, else dlib (auto); dlib only; no dlib")
+    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector)
+    parser.add_argument("--upsample", type=int, default=defaults.upsample)
+    parser.add_argument("--crop_size", type=int, default=defaults.crop_size)
+    parser.add_argument("--alignment", choices=align.METHODS, default=defaults.alignment)
+    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
+    parser.add_argument("--segment_frames", type=int, default=defaults.segment_frames)
+    parser.add_argument("--fps", type=float, default=defaults.fps, help="raw-video resampling, 0 keeps the source")
+    parser.add_argument("--image_format", choices=preprocess.IMAGE_FORMATS, default=defaults.image_format)
+    parser.add_argument("--gzip", action="store_true")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m data_pipeline.adapters", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="dataset", required=True)
+    for name, cls in ADAPTERS.items():
+        child = sub.add_parser(name, help=(cls.__doc__ or "").split("\n")[0])
+        _add_common(child)
+        cls.add_arguments(child)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI; 0 if any video was written (or already was), 1 if none, 2 on a usage or layout error."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(preprocess.PreprocessOptions)}
+    try:
+        options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
+        adapter = ADAPTERS[args.dataset].from_args(args)
+        manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
+                                 [s for s in args.splits.split(",") if s])
+    except (ValueError, FileNotFoundError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    sys.stderr.write(json.dumps(manifest["totals"]) + "\n")
+    done = [e for e in manifest["videos"] if e["status"] == "ok" or e.get("previous_status") == "ok"]
+    return 0 if done else 1
+
+
+__all__ = ["ADAPTERS", "Adapter", "AfewVaAdapter", "AffWild2Adapter", "AffWildAdapter", "OmgAdapter", "RecolaAdapter",
+           "VideoItem", "get", "item_records", "main", "write_items"]

@@ -1,0 +1,495 @@
+"""What every dataset adapter shares: `VideoItem`, the `Adapter` interface, writing.
+
+An adapter's `discover(root)` turns a dataset's published layout into
+`VideoItem`s: one per annotated subject-video (or utterance), with its split,
+subject and labels, and either a raw video (`video_path`, processed by
+`preprocess.process_video`: detection, landmarks, alignment) or a folder of
+frames shipped by the dataset (`frame_files`). `Adapter.write` checks that the
+splits are subject independent, writes one TFRecord per item to
+`DIR/<split>/<video_id>.tfrecord` (schema SequenceExamples, one per
+track segment) with `<output>.json` beside it, and `DIR/manifest.json`
+listing every item (read by `splits.check_subject_independent`). Outputs are
+written under a temporary name and renamed, so a re-run skips finished items.
+
+Shipped frames ([AW] Sec. 3.3 drops frames without a face or landmarks):
+  * full frames with dataset landmarks (AFEW-VA) are aligned with them
+    (`align.align_face`, 5-anchor similarity/affine as for raw videos);
+  * full frames without landmarks: dlib detection + landmarks, else dropped;
+  * frames the dataset already cropped and aligned (Aff-Wild2
+    `cropped_aligned`) are resized to `crop_size`, not re-aligned; their
+    landmarks come from the dataset when given, else from dlib run on the
+    whole crop (`landmarks="auto"`/`"dlib"`), else NaN (`"none"`, or dlib
+    failing); such frames are kept either way.
+"""
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from data_pipeline import align, annotations, decode, detect, preprocess, schema, splits
+
+LANDMARK_MODES = ("auto", "dlib", "none")
+
+
+@dataclasses.dataclass
+class TimedLabels:
+    """Valence/arousal at their own time stamps (seconds), matched to frames when written ([AW] Sec. 3.3)."""
+
+    times: np.ndarray
+    valence: Optional[np.ndarray] = None
+    arousal: Optional[np.ndarray] = None
+    max_distance: Optional[float] = None
+
+    def at(self, frame_times) -> annotations.FrameLabels:
+        def match(values):
+            if values is None:
+                return None
+            return annotations.match_to_frames(frame_times, self.times, values, self.max_distance)
+
+        return annotations.FrameLabels(valence=match(self.valence), arousal=match(self.arousal))
+
+
+@dataclasses.dataclass
+class VideoItem:
+    """One annotated subject in one video (or one utterance), ready to write.
+
+    Exactly one of `video_path` (raw video) or `frame_files` (shipped frames)
+    is set. `frame_index[k]` is the source frame of `frame_files[k]` (labels
+    are indexed by it); `frame_landmarks` (F, 68, 2) in source-frame pixels,
+    NaN where unknown; `frames_aligned` marks frames that are already aligned
+    face crops. `labels` are per source frame; `timed_labels` are matched to
+    the video's frame times when written. `face` ("left"/"right") picks one of
+    two people in a raw video ("_left"/"_right" in Aff-Wild2). `fps` is the
+    frame rate of shipped frames.
+    """
+
+    video_id: str
+    split: str
+    subject_id: str
+    labels: Optional[annotations.FrameLabels] = None
+    timed_labels: Optional[TimedLabels] = None
+    video_path: Optional[str] = None
+    frame_files: Optional[Sequence[str]] = None
+    frame_index: Optional[np.ndarray] = None
+    frame_landmarks: Optional[np.ndarray] = None
+    frames_aligned: bool = False
+    fps: float = 30.0
+    face: str = ""
+    source_path: str = ""
+    info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if (self.video_path is None) == (self.frame_files is None):
+            raise ValueError(f"item {self.video_id!r}: give exactly one of video_path or frame_files")
+        if self.face not in ("", "left", "right"):
+            raise ValueError(f"item {self.video_id!r}: face must be '', 'left' or 'right', got {self.face!r}")
+        if self.frame_files is not None:
+            count = len(self.frame_files)
+            if self.frame_index is None:
+                self.frame_index = np.arange(count)
+            self.frame_index = np.asarray(self.frame_index, np.int64)
+            if self.frame_index.shape != (count,):
+                raise ValueError(f"item {self.video_id!r}: {len(self.frame_index)} frame indices for {count} files")
+            if self.frame_landmarks is not None:
+                self.frame_landmarks = np.asarray(self.frame_landmarks, np.float32)
+                if self.frame_landmarks.shape != (count, schema.NUM_LANDMARKS, 2):
+                    raise ValueError(f"item {self.video_id!r}: frame_landmarks must be ({count}, 68, 2), "
+                                     f"got {self.frame_landmarks.shape}")
+
+
+def output_path(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions) -> str:
+    return os.path.join(output_dir, item.split, item.video_id + (".tfrecord.gz" if options.gzip else ".tfrecord"))
+
+
+# ---------------------------------------------------------------- raw videos
+
+
+def source_frame_times(path: str) -> np.ndarray:
+    """Times k / fps of a video's source frames (enough rows for the whole stream).
+
+    Used to match time-stamped annotations to the source frame indices that
+    `process_video` labels by; assumes a constant frame rate.
+    """
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+            seconds = float(container.duration or 0) / 1e6
+            if stream.duration and stream.time_base:
+                seconds = max(seconds, float(stream.duration * stream.time_base))
+            count = max(int(stream.frames or 0), int(np.ceil(seconds * rate)) + 1)
+    except (av.error.FFmpegError, IndexError) as error:
+        raise decode.DecodeError(f"{path}: cannot read the video stream ({error})") from error
+    if rate <= 0:
+        raise decode.DecodeError(f"{path}: unknown frame rate")
+    return np.arange(count) / rate
+
+
+def _slice(record: schema.VideoRecord, lo: int, hi: int, video_id: str) -> schema.VideoRecord:
+    def cut(value):
+        return None if value is None else value[lo:hi]
+
+    return dataclasses.replace(
+        record, video_id=video_id, landmarks=cut(record.landmarks), frame_index=cut(record.frame_index),
+        timestamp=cut(record.timestamp), images=cut(record.images),
+        encoded_images=None if record.encoded_images is None else list(record.encoded_images[lo:hi]),
+        alignment=cut(record.alignment), valence=cut(record.valence), arousal=cut(record.arousal),
+        expression=cut(record.expression), au=cut(record.au), spectrogram=cut(record.spectrogram))
+
+
+def segment(record: schema.VideoRecord, size: int) -> List[schema.VideoRecord]:
+    """A record cut into `size`-frame segments named `_seg<nnn>` (as `preprocess` names them)."""
+    if not size:
+        return [record]
+    return [_slice(record, lo, min(lo + size, record.num_frames), f"{record.video_id}_seg{k:03d}")
+            for k, lo in enumerate(range(0, record.num_frames, size))]
+
+
+def face_centre_x(record: schema.VideoRecord) -> float:
+    """Mean x of a track's landmarks in source-frame pixels (inverting each alignment matrix)."""
+    xs = []
+    for points, matrix in zip(record.landmarks.reshape(-1, schema.NUM_LANDMARKS, 2),
+                              record.alignment.reshape(-1, 2, 3)):
+        inverse = cv2.invertAffineTransform(matrix.astype(np.float64))
+        xs.append(align.apply_transform(inverse, points.mean(axis=0, keepdims=True))[0, 0])
+    return float(np.mean(xs))
+
+
+def pick_side(records: List[schema.VideoRecord], side: str, frame_width: int) -> Optional[schema.VideoRecord]:
+    """The left or right person of a two-person video among per-track records.
+
+    Takes the two longest tracks and returns the one further to `side`; a lone
+    track is returned only if it lies in that half of the frame.
+    """
+    tracks = sorted(records, key=lambda r: -r.num_frames)[:2]
+    if not tracks:
+        return None
+    centres = [face_centre_x(r) for r in tracks]
+    if len(tracks) == 1:
+        on_side = centres[0] < frame_width / 2 if side == "left" else centres[0] >= frame_width / 2
+        return tracks[0] if on_side else None
+    order = np.argsort(centres)
+    return tracks[order[0] if side == "left" else order[-1]]
+
+
+def _video_records(item: VideoItem, options: preprocess.PreprocessOptions):
+    labels = item.labels
+    if item.timed_labels is not None:
+        timed = item.timed_labels.at(source_frame_times(item.video_path))
+        labels = timed if labels is None else labels.merge(timed)
+    if not item.face:
+        return preprocess.process_video(item.video_path, options, labels=labels, video_id=item.video_id,
+                                        subject_id=item.subject_id, source_path=item.source_path)
+    per_track = dataclasses.replace(options, track="all", segment_frames=0)
+    records, report = preprocess.process_video(item.video_path, per_track, labels=labels,
+                                               video_id=item.video_id, subject_id=item.subject_id,
+                                               source_path=item.source_path)
+    width = records[0].frame_width if records else 0
+    chosen = pick_side(records, item.face, width)
+    records = [] if chosen is None else segment(dataclasses.replace(chosen, video_id=item.video_id),
+                                                options.segment_frames)
+    report["frames_written"] = sum(r.num_frames for r in records)
+    report["records"] = len(records)
+    report["face"] = item.face
+    return records, report
+
+
+# ---------------------------------------------------------------- shipped frames
+
+
+def encode_crop(crop: np.ndarray, options: preprocess.PreprocessOptions) -> bytes:
+    bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+    if options.image_format == "jpeg":
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
+    else:
+        ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError(f"OpenCV failed to encode a {crop.shape} crop as {options.image_format}")
+    return data.tobytes()
+
+
+_DLIB: Dict[Any, Any] = {}
+
+
+def _dlib(kind: str, options: preprocess.PreprocessOptions):
+    """dlib models loaded once per process (the shape predictor takes about a second)."""
+    key = kind if kind == "landmarks" else (kind, options.detector, options.upsample, options.score_threshold)
+    if key not in _DLIB:
+        _DLIB[key] = (detect.LandmarkDetector() if kind == "landmarks" else
+                      detect.FaceDetector(options.detector, options.upsample, options.score_threshold))
+    return _DLIB[key]
+
+
+def _aligned_frame(image, points, mode, options):
+    """A frame the dataset already aligned -> (crop, crop landmarks or NaN, matrix)."""
+    height, width = image.shape[:2]
+    size = options.crop_size
+    matrix = np.array([[size / width, 0, 0], [0, size / height, 0]], np.float64)
+    crop = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if width > size else cv2.INTER_LINEAR)
+    if points is None and mode != "none":
+        try:
+            points = _dlib("landmarks", options)(image)
+        except (ValueError, RuntimeError):
+            points = None
+    if points is None:
+        return crop, np.full((schema.NUM_LANDMARKS, 2), np.nan, np.float32), matrix
+    return crop, align.apply_transform(matrix, points), matrix
+
+
+def _full_frame(image, points, mode, options):
+    """A full frame -> aligned (crop, landmarks, matrix), or None when no landmarks are found."""
+    if points is None and mode != "none":
+        faces = _dlib("detector", options)(image)
+        if faces:
+            points = _dlib("landmarks", options)(image, max(faces, key=lambda d: d.area).box)
+    if points is None:
+        return None
+    try:
+        return align.align_face(image, points, options.crop_size, options.alignment)
+    except ValueError:
+        return None
+
+
+def _frame_records(item: VideoItem, options: preprocess.PreprocessOptions, landmarks: str):
+    start = time.perf_counter()
+    rows, dropped, width, height = [], {}, 0, 0
+    for k, path in enumerate(item.frame_files):
+        try:
+            image = decode.read_image(path)
+        except decode.DecodeError:
+            dropped["unreadable"] = dropped.get("unreadable", 0) + 1
+            continue
+        height, width = image.shape[:2]
+        points = None
+        if item.frame_landmarks is not None and landmarks in ("auto", "none"):
+            given = item.frame_landmarks[k]
+            points = given if np.all(np.isfinite(given)) else None
+        handle = _aligned_frame if item.frames_aligned else _full_frame
+        result = handle(image, points, landmarks, options)
+        if result is None:
+            dropped["landmarks_failed"] = dropped.get("landmarks_failed", 0) + 1
+            continue
+        crop, crop_points, matrix = result
+        rows.append((encode_crop(crop, options), crop_points, matrix, item.frame_index[k]))
+    records = []
+    if rows:
+        index = np.array([r[3] for r in rows], np.int64)
+        labels = item.labels.take(index) if item.labels is not None else None
+        au_names = labels.au_names if labels is not None else ()
+        record = schema.VideoRecord(
+            video_id=item.video_id, subject_id=item.subject_id, source_path=item.source_path,
+            fps=float(item.fps), frame_width=width, frame_height=height,
+            encoded_images=[r[0] for r in rows],
+            landmarks=np.stack([r[1] for r in rows]).reshape(len(rows), schema.LANDMARK_DIM),
+            alignment=np.stack([r[2] for r in rows]).reshape(len(rows), 6),
+            frame_index=index, timestamp=index / float(item.fps),
+            valence=None if labels is None else labels.valence,
+            arousal=None if labels is None else labels.arousal,
+            expression=None if labels is None else labels.expression,
+            au=None if labels is None else labels.au, au_names=au_names)
+        records = segment(record, options.segment_frames)
+    report = {"frames_decoded": len(item.frame_files), "frames_with_face": len(rows),
+              "frames_written": len(rows), "dropped": dropped, "records": len(records),
+              "seconds": round(time.perf_counter() - start, 3)}
+    return records, report
+
+
+# ---------------------------------------------------------------- writing
+
+
+def item_records(item: VideoItem, options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
+                 landmarks: str = "auto") -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
+    """One item -> (schema records, report); raw videos go through `preprocess.process_video`."""
+    if landmarks not in LANDMARK_MODES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+    if item.video_path is not None:
+        return _video_records(item, options)
+    return _frame_records(item, options, landmarks)
+
+
+def _entry(item: VideoItem) -> Dict[str, Any]:
+    entry = {"video_id": item.video_id, "subject_id": item.subject_id, "split": item.split,
+             "source": item.video_path or (os.path.dirname(item.frame_files[0]) if item.frame_files else "")}
+    if item.labels is not None:
+        entry["labelled_frames"] = item.labels.counts()
+    entry.update(item.info)
+    return entry
+
+
+def write_tfrecord(path: str, records: Sequence[schema.VideoRecord],
+                   options: preprocess.PreprocessOptions) -> None:
+    """Records -> one TFRecord file, written to `<path>.tmp` and renamed when complete."""
+    import tensorflow as tf
+
+    compression = tf.io.TFRecordOptions(compression_type="GZIP" if options.gzip else "")
+    with tf.io.TFRecordWriter(path + ".tmp", options=compression) as writer:
+        for record in records:
+            # Deterministic serialisation: identical bytes whatever the worker count.
+            example = tf.train.SequenceExample.FromString(schema.encode_video(record, options.image_format))
+            writer.write(example.SerializeToString(deterministic=True))
+    os.replace(path + ".tmp", path)
+
+
+def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions,
+               landmarks: str = "auto") -> Dict[str, Any]:
+    """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error)."""
+    target = output_path(item, output_dir, options)
+    entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
+    if os.path.exists(target):
+        try:
+            with open(target + ".json") as f:
+                previous = json.load(f)
+        except (OSError, ValueError):
+            previous = {}
+        return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+    try:
+        records, report = item_records(item, options, landmarks)
+    except Exception as error:  # One bad video must not stop the others.
+        source = entry["source"]
+        message = str(error) if source in str(error) else f"{source}: {type(error).__name__}: {error}"
+        return {**entry, "status": "failed", "error": message, "frames_written": 0}
+    entry.update(report)
+    entry["status"] = "ok" if report["frames_written"] else "empty"
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target + ".json.tmp", "w") as f:
+        json.dump(entry, f, indent=1)
+    os.replace(target + ".json.tmp", target + ".json")
+    write_tfrecord(target, records, options)
+    return entry
+
+
+def _write_task(task):
+    return write_item(*task)
+
+
+def _worker_init():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cv2.setNumThreads(1)
+
+
+def write_items(items: Sequence[VideoItem], output_dir: str,
+                options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
+                workers: int = 1, landmarks: str = "auto", dataset: str = "",
+                progress=sys.stderr) -> Dict[str, Any]:
+    """Check subject independence, write every item, and write DIR/manifest.json."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    if landmarks not in LANDMARK_MODES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+    ids = [(item.split, item.video_id) for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
+    subjects = splits.check_subject_independent(items)
+    os.makedirs(output_dir, exist_ok=True)
+    start = time.perf_counter()
+    tasks = [(item, output_dir, options, landmarks) for item in items]
+    entries = []
+
+    def show(entry):
+        entries.append(entry)
+        if progress is not None:
+            detail = entry.get("error") or f"{entry.get('frames_written', 0)} frames written"
+            progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {entry['video_id']}: {detail}\n")
+            progress.flush()
+
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            show(_write_task(task))
+    else:
+        # forkserver, as in preprocess: TF and dlib state must not be forked once initialised.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["data_pipeline.adapters.common"])
+        with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
+            for entry in pool.imap_unordered(_write_task, tasks):
+                show(entry)
+    order = {(item.split, item.video_id): i for i, item in enumerate(items)}
+    entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
+    totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
+    totals.update({"videos": len(entries), "frames_written": sum(e.get("frames_written", 0) for e in entries),
+                   "seconds": round(time.perf_counter() - start, 3), "workers": workers})
+    manifest = {"dataset": dataset, "options": dataclasses.asdict(options), "landmarks": landmarks,
+                "subjects": subjects, "totals": totals, "videos": entries}
+    with open(os.path.join(output_dir, splits.MANIFEST + ".tmp"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(os.path.join(output_dir, splits.MANIFEST + ".tmp"), os.path.join(output_dir, splits.MANIFEST))
+    return manifest
+
+
+class Adapter:
+    """One dataset's layout -> `VideoItem`s with official splits and label conventions."""
+
+    name = ""
+
+    def discover(self, root: str) -> List[VideoItem]:
+        raise NotImplementedError
+
+    def write(self, root: str, output_dir: str,
+              options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
+              workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
+              progress=sys.stderr) -> Dict[str, Any]:
+        """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
+        items = self.discover(root)
+        if only_splits:
+            unknown = set(only_splits) - {item.split for item in items}
+            if unknown:
+                raise ValueError(f"{root}: no {self.name} videos in splits {sorted(unknown)}")
+            items = [item for item in items if item.split in only_splits]
+        return write_items(items, output_dir, options, workers, landmarks, self.name, progress)
+
+
+# ---------------------------------------------------------------- file helpers
+
+
+def require_dir(path: str, what: str) -> str:
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: no such folder ({what})")
+    return path
+
+
+def split_name(folder: str) -> Optional[str]:
+    """'Train_Set', 'Training_Set', 'train' -> 'train'; 'Validation_Set', 'val', 'dev' -> 'validation';
+    'Test_Set', 'test' -> 'test'; anything else None."""
+    name = folder.lower()
+    if name.startswith("train"):
+        return "train"
+    if name.startswith(("valid", "val_", "val", "dev", "devel")):
+        return "validation"
+    if name.startswith("test"):
+        return "test"
+    return None
+
+
+def index_media(root: str, exclude: Sequence[str] = ()) -> Dict[str, List[str]]:
+    """Media files under `root` by file stem (sorted paths, skipping folders named in `exclude`)."""
+    found: Dict[str, List[str]] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in exclude)
+        for name in sorted(files):
+            if decode.is_media(name) and not decode.is_image(name):
+                found.setdefault(os.path.splitext(name)[0], []).append(os.path.join(folder, name))
+    return found
+
+
+def numbered_frames(folder: str) -> Tuple[List[str], np.ndarray]:
+    """Image files named by number in a folder -> (sorted paths, their numbers)."""
+    files = [n for n in os.listdir(folder) if decode.is_image(n) and os.path.splitext(n)[0].isdigit()]
+    files.sort(key=lambda n: int(os.path.splitext(n)[0]))
+    return [os.path.join(folder, n) for n in files], np.array([int(os.path.splitext(n)[0]) for n in files],
+                                                               np.int64)
+
+
+def read_lines(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read ({error})") from error

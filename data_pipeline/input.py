@@ -1,0 +1,269 @@
+"""The tf.data reader: TFRecords of the one schema -> batches of frame windows.
+
+Pipeline order (fixed):
+  1. list files (sorted; shuffled with the seed each epoch when training)
+  2. shard by `input_context` (files, or records when there are fewer files
+     than input pipelines) for `distribute_datasets_from_function`
+  3. parallel interleave of TFRecordDataset (GZIP for names ending in .gz);
+     at evaluation one file at a time, so videos arrive whole and in order
+  4. parse (`schema.parse_video`), images still encoded
+  5. cut windows of `seq_len` consecutive frames inside one video
+  6. optional [AW] VA-quadrant oversampling (training)
+  7. shuffle windows (training) -> repeat (training)
+  8. decode only the window's frames + normalise (`transforms`)
+  9. batch (drop_remainder when training) -> prefetch
+
+Elements are `(features, labels)`:
+  features {"images": (B, T, S, S, 3) f32 in [-1, 1], "landmarks": (B, T, 136)
+  f32 in [-1, 1], optional "spectrogram": (B, T, F)}; labels {"va" (B, T, 2),
+  "va_mask" (B, T), "expression" (B, T) int32, "expression_mask" (B, T),
+  "au" (B, T, K), "au_mask" (B, T, K), "valid" (B, T), "frame_index" (B, T)
+  int64, "video_id" (B,) string}. Masks already include `valid`.
+"""
+
+import os
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import schema, transforms
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 256
+FBN_BATCH_SIZES = {"va": 401, "au": 247, "expression": 103}  # [FBN] Sec. VI
+
+
+def list_files(data: str, split: str):
+    """Sorted TFRecord files of `split`: `data` is a directory (data/<split>/*.tfrecord*) or a glob
+    (which may contain `{split}`)."""
+    if os.path.isdir(data):
+        pattern = os.path.join(data, split, "*.tfrecord*")
+    else:
+        pattern = data.replace("{split}", split)
+    files = sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(".tmp"))
+    if not files:
+        raise ValueError(f"no TFRecord files match {pattern!r} (data={data!r}, split={split!r})")
+    return files
+
+
+def compression_of(path: str) -> str:
+    return "GZIP" if path.endswith(".gz") else ""
+
+
+def file_au_names(files: Sequence[str]):
+    """AU names in the context of the first record found (all records of one dataset share them)."""
+    for path in files:
+        for serialized in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
+            context, _ = tf.io.parse_single_sequence_example(serialized, context_features=schema.CONTEXT_SPEC)
+            return tuple(n.decode() for n in tf.sparse.to_dense(context[schema.AU_NAMES]).numpy())
+    raise ValueError(f"no records in any of {list(files)!r}")
+
+
+def _records(files, training, seed, input_context, deterministic):
+    """Steps 1-3: (filename, serialized) pairs."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    if shard_files:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
+
+    def read(path):
+        compression = tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
+        return tf.data.TFRecordDataset(path, compression_type=compression).map(lambda s: (path, s))
+
+    if training:
+        dataset = dataset.interleave(read, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+                                     deterministic=deterministic)
+    else:
+        dataset = dataset.interleave(read, cycle_length=1)
+    if pipelines > 1 and not shard_files:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
+    return dataset
+
+
+def _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, spectrogram_dim,
+                    input_context, deterministic):
+    """Steps 1-5: a dataset of window dicts (images still encoded)."""
+    expected_aus = ",".join(file_aus)
+
+    def parse(path, serialized):
+        context, sequence = schema.parse_video(serialized, len(file_aus), spectrogram_dim)
+        found = tf.strings.reduce_join(context[schema.AU_NAMES], separator=",")
+        check = tf.debugging.Assert(tf.equal(found, expected_aus), [
+            "AU columns differ from the first record's", expected_aus, "in file", path, "video",
+            context[schema.VIDEO_ID], "has", found])
+        with tf.control_dependencies([check]):
+            video_id = tf.identity(context[schema.VIDEO_ID])
+        columns = {
+            "encoded": sequence[schema.IMAGE], "landmarks": sequence[schema.LANDMARKS],
+            "frame_index": sequence[schema.FRAME_INDEX], "valence": sequence[schema.VALENCE],
+            "arousal": sequence[schema.AROUSAL], "expression": sequence[schema.EXPRESSION],
+            "au": transforms.select_aus(sequence[schema.AU], file_aus, au_names),
+        }
+        if spectrogram_dim:
+            columns["spectrogram"] = sequence[schema.SPECTROGRAM]
+        return transforms.cut_windows(video_id, columns, seq_len, stride, training)
+
+    records = _records(files, training, seed, input_context, deterministic)
+    # flat_map, not unbatch(): TF 2.21's unbatch crashes the process on the
+    # zero-width "au" column of records written without AU labels.
+    windows = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).flat_map(
+        tf.data.Dataset.from_tensor_slices)
+    return windows.filter(lambda w: tf.reduce_sum(w["valid"]) > 0)
+
+
+def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, *, training: Optional[bool] = None,
+                 stride: Optional[int] = None, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                 seed: Optional[int] = None, image_size: int = 96, au_names: Optional[Sequence[str]] = None,
+                 spectrogram_dim: int = 0, oversample=False, repeat: Optional[bool] = None,
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 deterministic: Optional[bool] = None) -> tf.data.Dataset:
+    """Batches of `seq_len`-frame windows of `split` (see the module docstring for the element).
+
+    training: default `split == "train"`; shuffles files and windows, repeats
+      (unless `repeat=False`), drops the last partial batch. Evaluation covers
+      every frame exactly once in file/video/time order, the last window of a
+      video padded (labels["valid"] = 0 there).
+    stride: training window step, default `seq_len` (non-overlapping); at
+      evaluation it must be None or `seq_len`.
+    batch_size: the global batch; with `input_context` each pipeline yields
+      `input_context.get_per_replica_batch_size(batch_size)`.
+    au_names: AU columns of labels["au"] (default: the records' own); names
+      missing from the records come out unlabelled (mask 0).
+    oversample: False, True ([AW] targets 43/24/19/14 %) or 4 target shares in
+      `transforms.QUADRANT_NAMES` order; training only. Costs one label-only
+      pass over the split to count windows per quadrant.
+    deterministic: default True when a seed is given or at evaluation; the
+      same seed then gives the same batches.
+    """
+    training = (split == "train") if training is None else bool(training)
+    repeat = training if repeat is None else bool(repeat)
+    if seq_len < 1 or batch_size < 1:
+        raise ValueError(f"seq_len and batch_size must be >= 1, got {seq_len} and {batch_size}")
+    if stride is None:
+        stride = seq_len
+    elif stride < 1 or (not training and stride != seq_len):
+        raise ValueError(f"stride must be >= 1 (and equal to seq_len={seq_len} at evaluation), got {stride}")
+    if oversample is not False and not training:
+        raise ValueError(f"oversample is a training transform; got oversample={oversample!r} with training=False")
+    if deterministic is None:
+        deterministic = seed is not None or not training
+    files = list_files(data, split)
+    file_aus = file_au_names(files)
+    au_names = tuple(file_aus if au_names is None else au_names)
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+
+    def windows_for(context):
+        return _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, spectrogram_dim,
+                               context, deterministic)
+
+    windows = windows_for(input_context)
+    if oversample is not False:
+        targets = transforms.AW_QUADRANT_TARGETS if oversample is True else oversample
+        # Factors come from the whole split (not this shard) so every replica balances alike.
+        factors = transforms.oversample_factors(transforms.quadrant_counts(windows_for(None)), targets)
+        windows = transforms.oversample_quadrants(windows, factors, seed=seed or 0)
+    if training:
+        windows = windows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        windows = windows.repeat()
+
+    def to_example(window):
+        return transforms.decode_window(window, image_size), transforms.window_labels(window)
+
+    dataset = windows.map(to_example, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options).prefetch(AUTOTUNE)
+
+
+_TASK_MASKS = {"va": "va_mask", "expression": "expression_mask", "au": "au_mask"}
+
+
+def keep_task_labels(task: str):
+    """A `map` fn zeroing every label mask but `task`'s: a row of the VA set
+    teaches only VA, as in [FBN] Sec. VI-B where each set has one annotation."""
+    if task not in _TASK_MASKS:
+        raise ValueError(f"task must be one of {tuple(_TASK_MASKS)}, got {task!r}")
+
+    def keep(features, labels):
+        labels = dict(labels)
+        for other, mask in _TASK_MASKS.items():
+            if other != task and mask in labels:
+                labels[mask] = tf.zeros_like(labels[mask])
+        return features, labels
+
+    return keep
+
+
+def make_multitask_dataset(task_args: Mapping[str, Mapping], batch_sizes: Optional[Mapping[str, int]] = None,
+                           squeeze_frames: Optional[bool] = None, task_labels_only: bool = False) -> tf.data.Dataset:
+    """One dataset per task, zipped each step and concatenated along the batch axis ([FBN] Sec. VI).
+
+    task_args: {task: make_dataset keyword arguments (data, split, ...)}.
+    batch_sizes: {task: batch size}, default `FBN_BATCH_SIZES` (VA 401, AU 247,
+      expression 103). Each task's own masks say which labels its rows carry.
+    squeeze_frames: drop the time axis; default True when every task has
+      seq_len 1 (frame-level MT-VGG / FaceBehaviorNet batches).
+    task_labels_only: rows of a task's dataset keep only that task's labels
+      (`keep_task_labels`); for tasks read from one multiply-annotated set.
+    All tasks must share seq_len, image_size and the AU columns.
+    """
+    if not task_args:
+        raise ValueError("task_args is empty")
+    batch_sizes = dict(FBN_BATCH_SIZES if batch_sizes is None else batch_sizes)
+    missing = [task for task in task_args if task not in batch_sizes]
+    if missing:
+        raise ValueError(f"no batch size for tasks {missing}; batch_sizes={batch_sizes}")
+    datasets = []
+    for i, (task, args) in enumerate(task_args.items()):
+        args = dict(args)
+        if args.get("seed") is not None:
+            args["seed"] = int(args["seed"]) + i  # Decorrelate the tasks' shuffles.
+        args["batch_size"] = batch_sizes[task]
+        dataset = make_dataset(**args)
+        datasets.append(dataset.map(keep_task_labels(task)) if task_labels_only else dataset)
+    reference = datasets[0].element_spec
+    for task, dataset in zip(task_args, datasets):
+        for part, ref in zip(dataset.element_spec, reference):
+            for key in ref:
+                if key not in part or part[key].shape[1:] != ref[key].shape[1:]:
+                    raise ValueError(f"task {task!r}: {key} has spec {part.get(key)} but the first task has "
+                                     f"{ref[key]}; tasks must share seq_len, image_size and au_names")
+    seq_lens = {int(d.element_spec[1]["valid"].shape[1]) for d in datasets}
+    if squeeze_frames is None:
+        squeeze_frames = seq_lens == {1}
+    elif squeeze_frames and seq_lens != {1}:
+        raise ValueError(f"squeeze_frames needs seq_len 1 for every task, got {sorted(seq_lens)}")
+
+    def concat(*elements):
+        features = {k: tf.concat([e[0][k] for e in elements], 0) for k in elements[0][0]}
+        labels = {k: tf.concat([e[1][k] for e in elements], 0) for k in elements[0][1]}
+        return features, labels
+
+    dataset = tf.data.Dataset.zip(tuple(datasets)).map(concat, num_parallel_calls=AUTOTUNE)
+    if squeeze_frames:
+        dataset = dataset.map(transforms.squeeze_time, num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def per_video(dataset_or_batches) -> Dict[str, Dict[str, np.ndarray]]:
+    """Gather evaluation batches back into per-video label arrays in frame order (valid frames only).
+
+    Useful for per-video metrics; returns {video_id: {"frame_index", "va", ...}}.
+    """
+    videos: Dict[str, Dict[str, list]] = {}
+    for _, labels in dataset_or_batches:
+        valid = labels["valid"].numpy() > 0
+        ids = labels["video_id"].numpy()
+        for b, video_id in enumerate(ids):
+            entry = videos.setdefault(video_id.decode(), {})
+            for key, value in labels.items():
+                if key != "video_id":
+                    entry.setdefault(key, []).append(value.numpy()[b][valid[b]])
+    return {vid: {k: np.concatenate(v) for k, v in entry.items()} for vid, entry in videos.items()}

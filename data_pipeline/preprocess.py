@@ -1,0 +1,518 @@
+"""Offline preprocessing: videos/images -> aligned faces + 68 landmarks in TFRecords.
+
+Per input: decode and resample to 30 fps ([AW2] Sec. II-C) -> detect faces
+(dlib; [AW] Sec. 3.3 used Mathias et al., [MC] DPM, [FBN] SSH) -> group them
+into one track per person -> 68 landmarks ([MC] Sec. 4, [FBN] Sec. IV) ->
+5-anchor alignment onto a frontal template, crop 96x96x3 (`align.py`). Frames
+where detection or landmarks fail are dropped and counted ([AW] Sec. 3.3).
+Pixel normalisation to [-1, 1] is left to the online reader.
+
+Output, one file per input under DIR, named after the input's path relative to
+PATH (`sub/a.mp4` -> `DIR/sub/a.mp4.tfrecord`, `.tfrecord.gz` with --gzip):
+one `schema` SequenceExample per written track (and per segment of
+`segment_frames` kept frames). Beside it `<output>.json` holds that input's
+report, and DIR/report.json the whole run's. The output is written to
+`<output>.tmp` and renamed last, so a re-run skips finished inputs and redoes
+interrupted ones. Undecodable inputs are reported and skipped; the exit status
+is non-zero only on a usage error or when no input produced frames.
+
+Record ids: the input's relative path without extension; with `--track all`
+each person's track gets `_face<k>` (k = track id in order of appearance);
+with `--segment_frames N` each segment gets `_seg<nnn>`. The stored timestamp
+is the resampled sample time (`decode.Frame.time`), `frame_index` the source
+frame shown at that time, which indexes the labels.
+
+Audio (`--audio`, off by default; [FBN] A/V models): each input's first audio
+track is decoded to mono 44.1 kHz and each written frame gets the
+`audio/spectrogram` row of `audio.video_spectrogram` (a (context, bins)
+patch centred on its timestamp, flattened; shape in the context key
+`audio/spectrogram_shape`). An input without an audio track, and every still
+image, is "failed" with an error naming the file (`--audio_missing fail`,
+the default: an A/V set should not mix in silent records unnoticed), or gets
+an all -1 (silence) spectrogram with `audio.status` "missing" in its report
+(`--audio_missing silence`). Per input the report's "audio" holds the track's
+seconds, start offset, STFT frames and the shares of patch rows that are
+padding or sit at the -1 floor / +1 ceiling of the dB range (to tune it).
+Re-running into an output folder made without --audio skips finished inputs:
+use a new --output when turning audio on.
+
+Usage:
+  python -m data_pipeline.preprocess --input PATH --output DIR [--workers N]
+      [--detector hog|cnn] [--upsample K] [--score_threshold X] [--crop_size 96]
+      [--alignment similarity|affine] [--track largest|iou|all] [--gzip]
+      [--image_format jpeg|png] [--segment_frames N] [--fps 30]
+      [--audio] [--audio_context 16] [--audio_bins 64] [--audio_scale mel|linear]
+      [--audio_normalization fixed|per_video] [--audio_missing fail|silence]
+"""
+
+import argparse
+import collections
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from data_pipeline import align, decode, detect, schema
+from data_pipeline import audio as audio_features  # `audio` is an option.
+
+IMAGE_FORMATS = ("jpeg", "png")
+AUDIO_MISSING = ("fail", "silence")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessOptions:
+    """Everything that changes the written records (see the module docstring).
+
+    fps: output frame rate, 0 keeps the source frames; segment_frames: 0 keeps
+    a track in one record; iou_threshold: track continuity for track "iou"/"all";
+    audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
+    """
+
+    detector: str = "hog"
+    upsample: int = 0
+    score_threshold: float = 0.0
+    crop_size: int = 96
+    alignment: str = "similarity"
+    track: str = "largest"
+    iou_threshold: float = 0.3
+    gzip: bool = False
+    image_format: str = "jpeg"
+    jpeg_quality: int = 95
+    segment_frames: int = 0
+    fps: float = 30.0
+    audio: bool = False
+    audio_context: int = 16
+    audio_bins: int = 64
+    audio_scale: str = "mel"
+    audio_normalization: str = "fixed"
+    audio_missing: str = "fail"
+
+    def __post_init__(self):
+        if self.detector not in detect.DETECTORS:
+            raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
+        if int(self.upsample) != self.upsample or self.upsample < 0:
+            raise ValueError(f"upsample must be a non-negative integer, got {self.upsample!r}")
+        align.template(self.crop_size)  # Validates crop_size.
+        if self.alignment not in align.METHODS:
+            raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
+        if self.track not in detect.TRACK_MODES:
+            raise ValueError(f"track must be one of {detect.TRACK_MODES}, got {self.track!r}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}")
+        if int(self.segment_frames) != self.segment_frames or self.segment_frames < 0:
+            raise ValueError(f"segment_frames must be a non-negative integer, got {self.segment_frames!r}")
+        if self.fps < 0:
+            raise ValueError(f"fps must be positive, or 0 to keep the source rate, got {self.fps!r}")
+        if self.audio_missing not in AUDIO_MISSING:
+            raise ValueError(f"audio_missing must be one of {AUDIO_MISSING}, got {self.audio_missing!r}")
+        self.spectrogram_config()  # Validates the audio settings.
+
+    def spectrogram_config(self) -> audio_features.SpectrogramConfig:
+        return audio_features.SpectrogramConfig(context=self.audio_context, bins=self.audio_bins,
+                                                scale=self.audio_scale, normalization=self.audio_normalization)
+
+
+# dlib models per process: loading the shape predictor takes about a second.
+_MODELS: Dict[Tuple, Any] = {}
+
+
+def _models(options: PreprocessOptions):
+    key = (options.detector, options.upsample, options.score_threshold)
+    if key not in _MODELS:
+        if "landmarks" not in _MODELS:
+            _MODELS["landmarks"] = detect.LandmarkDetector()
+        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold)
+    return _MODELS[key], _MODELS["landmarks"]
+
+
+def _encode(crop: np.ndarray, options: PreprocessOptions) -> bytes:
+    bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+    if options.image_format == "jpeg":
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
+    else:
+        ok, data = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError(f"OpenCV failed to encode a {crop.shape} crop as {options.image_format}")
+    return data.tobytes()
+
+
+def _take(values, index: np.ndarray, fill, dtype, width: Optional[int] = None):
+    """values[index] with `fill` where index is past the end (labels shorter than the video)."""
+    shape = (len(index),) if width is None else (len(index), width)
+    out = np.full(shape, fill, dtype)
+    if values is None:
+        return out
+    values = np.asarray(values)
+    inside = index < len(values)
+    out[inside] = values[index[inside]]
+    return out
+
+
+def _label_columns(labels, index: np.ndarray) -> Dict[str, Any]:
+    """Per-frame labels for the kept source frames.
+
+    `labels` is a `data_pipeline.annotations.FrameLabels`, or any object with
+    attributes valence, arousal (float, NaN unlabelled), expression (int, -1),
+    au (int (N, len(au_names)), -1) and au_names, indexed by source frame
+    index; a missing attribute or None means unlabelled.
+    """
+    if labels is None:
+        return {}
+    au_names = tuple(getattr(labels, "au_names", None) or ())
+    columns = {
+        "valence": _take(getattr(labels, "valence", None), index, np.nan, np.float32),
+        "arousal": _take(getattr(labels, "arousal", None), index, np.nan, np.float32),
+        "expression": _take(getattr(labels, "expression", None), index, schema.UNLABELLED_CLASS, np.int64),
+        "au_names": au_names,
+    }
+    if au_names:
+        au = getattr(labels, "au", None)
+        if au is not None and np.ndim(au) != 2:
+            raise ValueError(f"labels.au must be (frames, {len(au_names)}), got shape {np.shape(au)}")
+        columns["au"] = _take(au, index, schema.UNLABELLED_CLASS, np.int64, len(au_names))
+    return columns
+
+
+def _segments(count: int, size: int):
+    if not size:
+        return [(0, count)]
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
+                  video_id: Optional[str] = None, subject_id: str = "",
+                  source_path: Optional[str] = None) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
+    """One video or image -> (records of its written tracks/segments, report dict).
+
+    `labels`: see `_label_columns`. Raises `decode.DecodeError` naming the file
+    when it cannot be decoded. The report counts frames decoded (after
+    resampling), frames with at least one face, frames written (all kept
+    tracks), and drops by reason: "no_face" per frame, "landmarks_failed" per
+    face (landmarks unusable for alignment: non-finite or degenerate anchors).
+    With `options.audio` the records carry the spectrogram and the report
+    "audio"; a missing track raises `audio.NoAudioError` (audio_missing "fail").
+    """
+    start = time.perf_counter()
+    track_audio = spec = None
+    if options.audio:  # First: an input without audio fails before any face work.
+        config = options.spectrogram_config()
+        try:
+            track_audio = audio_features.decode_audio(path, config.sample_rate,
+                                             missing="none" if options.audio_missing == "silence" else "raise")
+        except audio_features.NoAudioError as error:
+            hint = "--audio needs one; --audio_missing silence writes silence"
+            raise audio_features.NoAudioError(f"{error} ({hint})") from error
+        if track_audio is not None:
+            spec = audio_features.spectrogram_frames(track_audio.samples, config)
+    detector, landmarker = _models(options)
+    tracker = detect.FaceTracker(options.track, options.iou_threshold)
+    video_id = video_id or os.path.splitext(os.path.basename(path))[0]
+    kept = collections.defaultdict(list)
+    dropped = collections.Counter()
+    decoded = with_face = 0
+    width = height = 0
+    cache_index, cache = None, None
+    first_time = last_time = 0.0
+    for number, frame in enumerate(decode.decode(path, options.fps)):
+        decoded += 1
+        first_time = frame.time if number == 0 else first_time
+        last_time = frame.time
+        height, width = frame.image.shape[:2]
+        if frame.source_index != cache_index:
+            # Up-sampling repeats a source frame: detect, landmark and align it once.
+            # Tracking still sees every output frame so gaps are counted in output frames.
+            detections = detector(frame.image)
+            faces = {}
+            cache_index, cache = frame.source_index, (detections, faces)
+        detections, faces = cache
+        if not detections:
+            dropped["no_face"] += 1
+            continue
+        with_face += 1
+        for track_id, detection in tracker.update(number, detections):
+            if detection.box not in faces:
+                try:
+                    points = landmarker(frame.image, detection.box)
+                    crop, points_crop, matrix = align.align_face(
+                        frame.image, points, options.crop_size, options.alignment)
+                    faces[detection.box] = (_encode(crop, options), points_crop, matrix)
+                except ValueError:
+                    faces[detection.box] = None
+            if faces[detection.box] is None:
+                dropped["landmarks_failed"] += 1
+                continue
+            kept[track_id].append(faces[detection.box] + (frame.source_index, frame.time))
+
+    fps = float(options.fps)
+    if not fps:  # Source frames kept: their mean rate.
+        fps = (decoded - 1) / (last_time - first_time) if last_time > first_time else 30.0
+    records = []
+    tracks = []
+    for track_id in tracker.kept_tracks():
+        rows = kept.get(track_id, [])
+        tracks.append({"track_id": int(track_id), "frames": len(rows)})
+        track_name = f"{video_id}_face{track_id}" if options.track == "all" else video_id
+        for k, (lo, hi) in enumerate(_segments(len(rows), options.segment_frames)):
+            part = rows[lo:hi]
+            if not part:
+                continue
+            index = np.array([r[3] for r in part], np.int64)
+            timestamps = np.array([r[4] for r in part], np.float64)
+            columns = _label_columns(labels, index)
+            if options.audio:
+                columns["spectrogram"] = audio_features.video_spectrogram(track_audio, timestamps, config, spec)
+                columns["spectrogram_shape"] = config.shape
+            records.append(schema.VideoRecord(
+                video_id=f"{track_name}_seg{k:03d}" if options.segment_frames else track_name,
+                subject_id=subject_id,
+                source_path=source_path if source_path is not None else path,
+                fps=fps,
+                frame_width=width,
+                frame_height=height,
+                encoded_images=[r[0] for r in part],
+                landmarks=np.stack([r[1] for r in part]).reshape(len(part), schema.LANDMARK_DIM),
+                alignment=np.stack([r[2] for r in part]).reshape(len(part), 6),
+                frame_index=index,
+                timestamp=timestamps,
+                **columns))
+    report = {
+        "frames_decoded": decoded,
+        "frames_with_face": with_face,
+        "frames_written": sum(r.num_frames for r in records),
+        "dropped": dict(dropped),
+        "tracks": tracks,
+        "records": len(records),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if options.audio:
+        report["audio"] = _audio_report(track_audio, spec, records, config)
+    return records, report
+
+
+def _audio_report(track_audio, spec, records, config: audio_features.SpectrogramConfig) -> Dict[str, Any]:
+    """Audio statistics of one input: the track, and the written spectrogram values."""
+    if track_audio is None:
+        return {"status": "missing", "reason": "no audio track: silence written",
+                "spectrogram_shape": list(config.shape)}
+    rows = np.concatenate([r.spectrogram for r in records]) if records else np.zeros((0, config.dim))
+    times = np.concatenate([r.timestamp for r in records]) if records else np.zeros(0)
+    index = audio_features.patch_indices(times, track_audio.start, config).numpy()
+    inside = (index >= 0) & (index < len(spec))
+    values = rows.reshape(len(rows), config.context, config.bins)[inside]  # Real STFT rows only.
+    return {
+        "status": "ok",
+        "sample_rate": track_audio.sample_rate,
+        "seconds": round(track_audio.seconds, 3),
+        "start": round(track_audio.start, 4),
+        "stft_frames": int(len(spec)),
+        "spectrogram_shape": list(config.shape),
+        "padded_rows": round(float(1 - inside.mean()), 4) if inside.size else 0.0,
+        "floor_fraction": round(float(np.mean(values <= -1.0)), 4) if values.size else 0.0,
+        "ceiling_fraction": round(float(np.mean(values >= 1.0)), 4) if values.size else 0.0,
+    }
+
+
+def output_path(relative: str, output_dir: str, options: PreprocessOptions) -> str:
+    return os.path.join(output_dir, relative + (".tfrecord.gz" if options.gzip else ".tfrecord"))
+
+
+def _write_records(path: str, records, options: PreprocessOptions) -> None:
+    import tensorflow as tf
+
+    compression = tf.io.TFRecordOptions(compression_type="GZIP" if options.gzip else "")
+    with tf.io.TFRecordWriter(path, options=compression) as writer:
+        for record in records:
+            # Protobuf map order depends on the process's string hashing; re-serialise
+            # deterministically so any worker count writes identical bytes.
+            example = tf.train.SequenceExample.FromString(schema.encode_video(record, options.image_format))
+            writer.write(example.SerializeToString(deterministic=True))
+
+
+def _replace_atomically(path: str, write) -> None:
+    temp = path + ".tmp"
+    write(temp)
+    os.replace(temp, path)
+
+
+def process_file(source: str, relative: str, output_dir: str, options: PreprocessOptions) -> Dict[str, Any]:
+    """Process one input into its output file; never raises for a bad input.
+
+    Returns the input's report: status "ok", "skipped" (finished earlier),
+    "empty" (decoded but no face written; an empty output marks it done) or
+    "failed" (with "error" naming the file and problem; no output, retried on
+    the next run).
+    """
+    target = output_path(relative, output_dir, options)
+    entry = {"input": source, "output": target}
+    if os.path.exists(target):
+        try:
+            with open(target + ".json") as f:
+                previous = json.load(f)
+        except (OSError, ValueError):
+            previous = {}
+        return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+    video_id = os.path.splitext(relative)[0].replace(os.sep, "/")
+    try:
+        records, report = process_video(source, options, video_id=video_id, source_path=relative)
+    except decode.DecodeError as error:
+        failed = {**entry, "status": "failed", "error": str(error), "frames_decoded": 0,
+                  "frames_with_face": 0, "frames_written": 0}
+        if isinstance(error, audio_features.NoAudioError):
+            failed["audio"] = {"status": "missing", "reason": str(error)}
+        return failed
+    except Exception as error:  # A bad input must not stop the other inputs.
+        return {**entry, "status": "failed", "error": f"{source}: {type(error).__name__}: {error}",
+                "frames_decoded": 0, "frames_with_face": 0, "frames_written": 0}
+    entry.update(report)
+    entry["status"] = "ok" if report["frames_written"] else "empty"
+    if not report["frames_written"]:
+        entry["error"] = f"{source}: no face with landmarks in any of {report['frames_decoded']} frames"
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+
+    def write_json(path):
+        with open(path, "w") as f:
+            json.dump(entry, f, indent=1)
+
+    _replace_atomically(target + ".json", write_json)
+    _replace_atomically(target, lambda path: _write_records(path, records, options))
+    return entry
+
+
+def _worker_init():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cv2.setNumThreads(1)  # Parallelism is across inputs; one thread per worker.
+
+
+def _process_task(task):
+    return process_file(*task)
+
+
+def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = PreprocessOptions(),
+               workers: Optional[int] = None, progress=sys.stderr) -> Dict[str, Any]:
+    """Process every input under `input_path` into `output_dir`; returns and writes report.json."""
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers!r}")
+    inputs = decode.list_inputs(input_path)
+    root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    tasks = [(path, os.path.relpath(path, root), output_dir, options) for path in inputs]
+    os.makedirs(output_dir, exist_ok=True)
+    start = time.perf_counter()
+    entries = []
+
+    def show(entry):
+        entries.append(entry)
+        if progress is not None:
+            detail = entry.get("error") or (f"{entry['input']}: {entry.get('frames_written', 0)}/"
+                                            f"{entry.get('frames_decoded', 0)} frames written")
+            progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {detail}\n")
+            progress.flush()
+
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            show(_process_task(task))
+    else:
+        # forkserver: workers fork from a fresh server that has imported this module
+        # (TensorFlow import is ~5 s) but never run a TF op or loaded dlib models,
+        # neither of which is fork-safe once initialised in this process.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__ if __name__ != "__main__" else "data_pipeline.preprocess"])
+        with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
+            for entry in pool.imap_unordered(_process_task, tasks):
+                show(entry)
+    order = {path: i for i, path in enumerate(inputs)}
+    entries.sort(key=lambda e: order[e["input"]])
+    seconds = time.perf_counter() - start
+    done_now = [e for e in entries if e["status"] in ("ok", "empty")]
+    decoded_now = sum(e.get("frames_decoded", 0) for e in done_now)
+    totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
+    totals.update({
+        "inputs": len(entries),
+        "frames_decoded": sum(e.get("frames_decoded", 0) for e in entries),
+        "frames_with_face": sum(e.get("frames_with_face", 0) for e in entries),
+        "frames_written": sum(e.get("frames_written", 0) for e in entries),
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(decoded_now / seconds, 2) if seconds > 0 else 0.0,
+        "workers": workers,
+    })
+    if options.audio:
+        audio_entries = [e.get("audio", {}) for e in entries]
+        totals.update({
+            "audio_ok": sum(a.get("status") == "ok" for a in audio_entries),
+            "audio_missing": sum(a.get("status") == "missing" for a in audio_entries),
+            "audio_seconds": round(sum(a.get("seconds", 0.0) for a in audio_entries), 3),
+        })
+    report = {"input": input_path, "options": dataclasses.asdict(options), "inputs": entries, "totals": totals}
+    with open(os.path.join(output_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = PreprocessOptions()
+    parser = argparse.ArgumentParser(prog="python -m data_pipeline.preprocess", description=__doc__.split("\n")[0])
+    parser.add_argument("--input", required=True, help="video, image, or folder of them (recursive)")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector)
+    parser.add_argument("--upsample", type=int, default=defaults.upsample)
+    parser.add_argument("--score_threshold", type=float, default=defaults.score_threshold)
+    parser.add_argument("--crop_size", type=int, default=defaults.crop_size)
+    parser.add_argument("--alignment", choices=align.METHODS, default=defaults.alignment)
+    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
+    parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--image_format", choices=IMAGE_FORMATS, default=defaults.image_format)
+    parser.add_argument("--jpeg_quality", type=int, default=defaults.jpeg_quality)
+    parser.add_argument("--segment_frames", type=int, default=defaults.segment_frames)
+    parser.add_argument("--fps", type=float, default=defaults.fps, help="0 keeps the source frame rate")
+    parser.add_argument("--audio", action="store_true", help="write audio/spectrogram per frame ([FBN] A/V)")
+    parser.add_argument("--audio_context", type=int, default=defaults.audio_context,
+                        help="STFT frames per video frame (spectrogram rows)")
+    parser.add_argument("--audio_bins", type=int, default=defaults.audio_bins, help="frequency bins (columns)")
+    parser.add_argument("--audio_scale", choices=audio_features.SCALES, default=defaults.audio_scale)
+    parser.add_argument("--audio_normalization", choices=audio_features.NORMALIZATIONS,
+                        default=defaults.audio_normalization)
+    parser.add_argument("--audio_missing", choices=AUDIO_MISSING, default=defaults.audio_missing,
+                        help="an input without audio: fail it, or write silence")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """CLI; returns 0 if any input produced frames, 1 if none did, 2 on a usage error."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(PreprocessOptions)}
+    try:
+        options = PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        if not os.path.exists(args.input):
+            raise ValueError(f"--input {args.input}: no such file or folder")
+    except ValueError as error:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    report = preprocess(args.input, args.output, options, args.workers)
+    totals = report["totals"]
+    sys.stderr.write(json.dumps(totals) + "\n")
+    produced = [e for e in report["inputs"]
+                if e["status"] == "ok" or (e["status"] == "skipped" and e["previous_status"] == "ok")]
+    return 0 if produced else 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Thin entry points: train, evaluate, export, predict, demo (logic in affnet.training)."""

@@ -1,0 +1,97 @@
+"""The demo (`make demo`): synthesise data, train `demo.flags`, evaluate on held-out
+test subjects, export a SavedModel. Re-running resumes every stage.
+
+  python launch/demo.py --workdir=runs/demo [any launch/train.py flag]
+
+Stages: (1) the synthetic face-sequence set in <workdir>/data (unless --data
+is given; `data_pipeline.synthetic`, subject-independent splits), skipped when
+present; (2) training with demo.flags (resumes from the latest checkpoint);
+(3) `launch/evaluate.py` on the test split -> <workdir>/eval.json;
+(4) `launch/export.py` -> <workdir>/export.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _paths  # noqa: E402
+
+_paths.ensure_importable()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+import train as train_script  # noqa: E402  (defines the training flags)
+
+DEMO_FLAGS = os.path.join(_paths.ROOT, "demo.flags")
+
+_SUBJECTS = flags.DEFINE_integer("synthetic_subjects", 24, "Synthetic subjects (split 2/3, 1/6, 1/6).")
+_VIDEOS = flags.DEFINE_integer("synthetic_videos_per_subject", 2, "Synthetic videos per subject.")
+_FRAMES = flags.DEFINE_integer("synthetic_frames", 300, "Frames per synthetic video (30 fps).")
+_WORKERS = flags.DEFINE_integer("synthetic_workers", 2, "Processes rendering the synthetic set.")
+
+
+def _ensure_data(data_dir: str, seed: int):
+    from data_pipeline import synthetic
+
+    if os.path.exists(os.path.join(data_dir, synthetic.MANIFEST)):
+        print(f"[demo] synthetic data: {data_dir} (present)", flush=True)
+        return
+    print(f"[demo] generating the synthetic set into {data_dir} ...", flush=True)
+    config = synthetic.SyntheticConfig(subjects=_SUBJECTS.value, videos_per_subject=_VIDEOS.value,
+                                       frames_per_video=_FRAMES.value)
+    manifest = synthetic.generate(data_dir, config, seed=seed, workers=_WORKERS.value)
+    print("[demo] " + json.dumps({s: {k: v for k, v in i.items() if k != "shards"}
+                                  for s, i in manifest["splits"].items()}), flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    from affnet.training.evaluate import evaluate_run
+    from affnet.training.export import export_run
+
+    timings = {}
+    start = time.perf_counter()
+    config = train_script.config_from_flags()
+    if not flags.FLAGS["data"].present:
+        config = config.replace(data=os.path.join(config.workdir, "data"))
+    _ensure_data(config.data, config.seed)
+    timings["data_minutes"] = (time.perf_counter() - start) / 60
+
+    mark = time.perf_counter()
+    print(f"[demo] training {config.model} in {config.workdir} (TensorBoard: tensorboard --logdir "
+          f"{config.workdir})", flush=True)
+    train_script.train_and_report(config)
+    timings["train_minutes"] = (time.perf_counter() - mark) / 60
+
+    mark = time.perf_counter()
+    result = evaluate_run(config.workdir, "test", log=lambda m: print(f"[demo] {m}", flush=True))
+    timings["evaluate_minutes"] = (time.perf_counter() - mark) / 60
+
+    mark = time.perf_counter()
+    export_dir = os.path.join(config.workdir, "export")
+    export_run(config.workdir, export_dir)
+    timings["export_minutes"] = (time.perf_counter() - mark) / 60
+    timings["total_minutes"] = (time.perf_counter() - start) / 60
+    summary = {"ccc_valence": result["ccc_valence"], "ccc_arousal": result["ccc_arousal"],
+               "eval_json": os.path.join(config.workdir, "eval.json"), "export": export_dir,
+               "tensorboard": f"tensorboard --logdir {config.workdir}",
+               **{k: round(v, 2) for k, v in timings.items()}}
+    with open(os.path.join(config.workdir, "demo.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print("[demo] " + json.dumps(summary, indent=1), flush=True)
+
+
+def run():
+    argv = list(sys.argv)
+    # demo.flags first, so every flag given on the command line overrides it.
+    if not any(a.startswith("--flagfile") for a in argv[1:]):
+        argv.insert(1, f"--flagfile={DEMO_FLAGS}")
+    app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+    run()

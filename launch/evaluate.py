@@ -1,0 +1,53 @@
+"""Evaluate a trained run: whole-set CCC / MSE / PCC per dimension and per video,
+the [MC] / [OMG] post-processing chain chosen on the run's validation split
+(median filter; utterance smoothing for utterance-level runs), OMG utterance
+scores for utterance-level runs; writes the result JSON, the per-frame (and
+per-utterance) prediction files that `launch/fuse.py` reads, and a plot of the
+worst and best videos, all beside the JSON (`affnet.training.evaluate`).
+
+  python launch/evaluate.py --workdir=runs/affwild2 [--split=test] [--checkpoint=best]
+      # -> runs/affwild2/eval.json, predictions_test.npz, predictions_test_raw.npz
+  python launch/evaluate.py --workdir=runs/affwild2 --split=validation
+      # -> runs/affwild2/eval_validation.json, predictions_validation{,_raw}.npz
+      #    (the validation CCC that weights decision-level fusion)
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _paths  # noqa: E402
+
+_paths.ensure_importable()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.", required=True)
+_SPLIT = flags.DEFINE_string("split", "test", "Split to score.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best | latest | a checkpoint prefix.")
+_MEDIAN_FILTER = flags.DEFINE_bool("median_filter", True, "[MC] post-processing chain (median filter, and "
+                                   "utterance smoothing at the utterance level), chosen on the run's eval_split.")
+_OUTPUT = flags.DEFINE_string("output", "", "Result JSON path; the prediction files go beside it. Default "
+                              "<workdir>/eval.json for --split=test, else <workdir>/eval_<split>.json.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    from affnet.training.evaluate import evaluate_run
+
+    try:
+        evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _MEDIAN_FILTER.value, _OUTPUT.value)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """The `affnet-eval` console script."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
