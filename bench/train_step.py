@@ -72,11 +72,11 @@ def child(precision, jit, steps, batch, seq_len):
     trainer = Trainer(config, train_dataset_fn=dataset_fn, log=lambda *a: None)
     iterator = iter(trainer.strategy.distribute_datasets_from_function(dataset_fn))
     start = time.perf_counter()
-    float(trainer._train_step(iterator))  # Trace / compile + first step.
+    float(trainer._train_step(iterator)["loss"])  # Trace / compile + first step.
     first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
-        loss = trainer._train_step(iterator)
+        loss = trainer._train_step(iterator)["loss"]
     float(loss)
     seconds = (time.perf_counter() - start) / steps
     flops = 3 * forward_flops(trainer.model, batch, seq_len, size)

@@ -73,6 +73,10 @@ _TASK_BATCH_SIZES = flags.DEFINE_string("task_batch_sizes", "", "task=batch,... 
                                         "va=401,au=247,expression=103); empty = one dataset of --batch_size.")
 _CATEGORICAL = flags.DEFINE_bool("categorical", False, "[AW] Sec. 5.2: replace the output by 7 expression "
                                  "classes and fine-tune (with --init_weights from a VA run; loss=multitask).")
+_CATEGORICAL_CLASSES = flags.DEFINE_integer("categorical_classes", 7, "Classes of --categorical; e.g. 11 "
+                                            "RAF-DB compound expressions for [FBN]'s few-shot path.")
+_INIT_STREAMS = flags.DEFINE_string("init_streams", "", "[FBN] A/V-MT-VGG-GRU: visual=<workdir>,audio=<workdir> "
+                                    "of single-stream MT-VGG-GRU runs.")
 _UTTERANCE_LEVEL = flags.DEFINE_enum("utterance_level", "auto", ("auto", "true", "false"),
                                      "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.")
 
@@ -94,7 +98,9 @@ def config_from_flags() -> config_lib.TrainConfig:
         couplings=tuple(_COUPLINGS.value), relatedness=_RELATEDNESS.value,
         coupling_options=config_lib.parse_overrides(_COUPLING_OPTIONS.value),
         task_data=config_lib.parse_overrides(_TASK_DATA.value),
-        task_batch_sizes=config_lib.parse_overrides(_TASK_BATCH_SIZES.value), categorical=_CATEGORICAL.value)
+        task_batch_sizes=config_lib.parse_overrides(_TASK_BATCH_SIZES.value), categorical=_CATEGORICAL.value,
+        categorical_classes=_CATEGORICAL_CLASSES.value,
+        init_streams=config_lib.parse_overrides(_INIT_STREAMS.value))
 
 
 def train_and_report(config: config_lib.TrainConfig) -> dict:
@@ -106,7 +112,7 @@ def train_and_report(config: config_lib.TrainConfig) -> dict:
     except FileNotFoundError as missing:
         print(f"error: {missing}", file=sys.stderr)
         sys.exit(2)
-    for source in (config.init_weights, config.init_rnn_from):
+    for source in (config.init_weights, config.init_rnn_from, *dict(config.init_streams).values()):
         if source and not os.path.exists(source):
             print(f"error: {source} does not exist (needed by --init_weights / --init_rnn_from); train that "
                   f"run first (see the flagfile header)", file=sys.stderr)

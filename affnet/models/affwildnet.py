@@ -24,6 +24,7 @@ import keras
 
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
+from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 from data_pipeline.schema import LANDMARK_DIM
 
@@ -40,7 +41,7 @@ def _check_positive_int(value, argument, minimum=1):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class CnnRnn(keras.Model):
+class CnnRnn(ArgumentModel):
     """Backbone -> (landmarks) -> fc1 -> RNN stack -> linear (valence, arousal).
 
     Args:
@@ -113,17 +114,6 @@ class CnnRnn(keras.Model):
                                rnn_input=rnn_input,
                                freeze_backbone=freeze_backbone)
 
-    @property
-    def backbone(self):
-        """The nested backbone model."""
-        return self.get_layer(self.backbone_name)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _spec(reference, paper_ccc=None, **defaults):

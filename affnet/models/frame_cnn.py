@@ -10,12 +10,13 @@ Backbone (a nested model named after it, see `backbones`) -> `flatten` /
 import keras
 
 from affnet.models import backbones, heads
+from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 from data_pipeline.schema import LANDMARK_DIM
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class FrameCNN(keras.Model):
+class FrameCNN(ArgumentModel):
     """A frame CNN: backbone, optional landmarks, ReLU FC layers, linear 2.
 
     Args:
@@ -62,17 +63,6 @@ class FrameCNN(keras.Model):
                                dropout=dropout, landmarks=landmarks, fc_init=fc_init,
                                freeze_backbone=freeze_backbone)
 
-    @property
-    def backbone(self):
-        """The nested backbone model."""
-        return self.get_layer(self.backbone_name)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _spec(reference, paper_ccc=None, **defaults):

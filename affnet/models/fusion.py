@@ -30,6 +30,7 @@ import os
 import keras
 
 from affnet.models import heads
+from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 
 FUSIONS = ("rnn", "fc", "none")
@@ -167,7 +168,7 @@ def _initialise(subnetwork, source, name):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class ModelFusion(keras.Model):
+class ModelFusion(ArgumentModel):
     """Sub-network RNN outputs concatenated -> GRU / FC / nothing -> linear 2.
 
     Args:
@@ -234,12 +235,6 @@ class ModelFusion(keras.Model):
             raise ValueError(f"{name!r} is not a sub-network of {self.name!r}: {self.subnetwork_names}")
         return self.get_layer(name)
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _spec(reference, paper_ccc=None, **defaults):

@@ -66,6 +66,7 @@ import keras
 
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
+from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 from data_pipeline.schema import LANDMARK_DIM
 
@@ -182,7 +183,7 @@ def _feature_backbone(cnn, taps):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class CnnMultiRnn(keras.Model):
+class CnnMultiRnn(ArgumentModel):
     """CNN plus multi-RNN ([MC] Sec. 5.3, Fig. 5-7; [OMG] Sec. III-B).
 
     Args:
@@ -298,12 +299,6 @@ class CnnMultiRnn(keras.Model):
             name = f"unfold_{tap}" if f"unfold_{tap}" in names else "unfold_features"
         return self.get_layer(name).output
 
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _spec(reference, paper_ccc=None, **defaults):

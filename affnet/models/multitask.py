@@ -56,6 +56,7 @@ from keras import ops
 
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
+from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS, LANDMARK_DIM
 
@@ -184,22 +185,10 @@ def _stream_features(source, modality, landmark_input, cnn, backbone, input_size
     return build_rnn_stack(x, rnn=rnn, layers=rnn_layers, units=rnn_units, dropout=dropout, name=RNN_NAME)
 
 
-class _MultiTaskModel(keras.Model):
-    """get_config / from_config / `backbone` / `au_names` shared by the classes below."""
+class _MultiTaskModel(ArgumentModel):
+    """`expression_names` shared by the classes below (config and `backbone`: `ArgumentModel`)."""
 
     expression_names = EXPRESSIONS
-
-    @property
-    def backbone(self):
-        """The nested backbone model (of the visual stream for `AvMtVggGru`)."""
-        return self.get_layer(self.backbone_name)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._arguments}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="affnet")

@@ -23,7 +23,8 @@ TASKS = ("va", "expression", "au")
 COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 RELATEDNESS = ("cognitive", "empirical")
 FLAGS_FILE = "flags.json"
-_PAIR_FIELDS = ("model_overrides", "task_weights", "task_data", "task_batch_sizes", "coupling_options")
+_PAIR_FIELDS = ("model_overrides", "task_weights", "task_data", "task_batch_sizes", "coupling_options",
+                "init_streams")
 
 
 def _top_level_items(text: str):
@@ -89,7 +90,13 @@ class TrainConfig:
       `task_batch_sizes` reads one dataset with `batch_size`.
     categorical: [AW] Sec. 5.2: replace the model's output by 7 expression
       classes (softmax) and fine-tune it (with `init_weights` from a VA run);
-      evaluated per frame and per video.
+      evaluated per frame and per video. `categorical_classes` other than 7
+      gives [FBN] Sec. VI-B's few-shot path: a C-way compound-expression head on
+      the shared feature of a FaceBehaviorNet run (labels 0..C-1 in the
+      records' `expression` column).
+    init_streams: [FBN] A/V-MT-VGG-GRU: {"visual" | "audio": a single-stream
+      MT-VGG-GRU workdir} initialising each stream (streams trained alone,
+      then jointly).
     """
 
     model: str = "vggface_gru_attention"
@@ -127,6 +134,8 @@ class TrainConfig:
     task_data: Tuple[Tuple[str, str], ...] = ()
     task_batch_sizes: Tuple[Tuple[str, int], ...] = ()
     categorical: bool = False
+    categorical_classes: int = 7
+    init_streams: Tuple[Tuple[str, str], ...] = ()
 
     def __post_init__(self):
         def choose(name, options):
@@ -188,6 +197,11 @@ class TrainConfig:
                                             "task_batch_sizes") if getattr(self, name)]
         if (multitask_only or self.categorical) and self.loss != "multitask":
             raise ValueError(f"{multitask_only or ['categorical']} need loss='multitask', got loss={self.loss!r}")
+        for stream, _ in self.init_streams:
+            choose("init_streams key", stream, ("visual", "audio"))
+        if isinstance(self.categorical_classes, bool) or not isinstance(self.categorical_classes, int) or \
+                self.categorical_classes < 2:
+            raise ValueError(f"categorical_classes must be an int >= 2, got {self.categorical_classes!r}")
         if self.task_data and not self.task_batch_sizes:
             raise ValueError("task_data needs task_batch_sizes (one batch per task and step, [FBN] Sec. VI-B)")
 

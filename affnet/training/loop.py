@@ -127,6 +127,8 @@ class Trainer:
         if config.init_weights:
             self.log(f"initialised the model from "
                      f"{modeling.load_weights(self.model, config.init_weights, config)}")
+        for line in modeling.init_streams(self.model, config.init_streams):
+            self.log(f"initialised the {line}")
         if config.init_rnn_from:
             copied = modeling.init_rnn(self.model, config.init_rnn_from)
             self.log(f"strategy (iii): initialised {copied} from {config.init_rnn_from}")

@@ -49,7 +49,7 @@ def build_model(config: TrainConfig, mixed_precision=None, initialise: bool = Tr
         if config.categorical:
             from affnet.models import categorical
 
-            model = categorical.to_categorical(model)
+            model = categorical.to_categorical(model, num_classes=config.categorical_classes)
         return model
 
 
@@ -100,6 +100,24 @@ def load_weights(model, source: str, config: TrainConfig = None) -> str:
     if not copied:
         raise ValueError(f"init weights {source!r}: no layer of {model.name!r} matches one of it by name and shape")
     return f"{path} by layer name ({len(copied)} layers; kept fresh: {', '.join(skipped) or 'none'})"
+
+
+def init_streams(model, streams) -> list:
+    """[FBN] A/V-MT-VGG-GRU: each stream's backbone, fc1 and GRU from a
+    single-stream MT-VGG-GRU run ({stream: workdir, `.keras`}); returns log lines."""
+    from affnet.models import multitask
+    from affnet.training import config as config_lib
+
+    lines = []
+    for stream, source in streams:
+        if os.path.isdir(source):
+            donor = build_model(config_lib.load(source), mixed_precision="none", initialise=False)
+            checkpointing.restore_model(donor, source, "best")
+        else:
+            donor = source
+        copied = multitask.init_stream_from(model, stream, donor)
+        lines.append(f"{stream} stream: {', '.join(copied)} from {source}")
+    return lines
 
 
 def init_rnn(model, source: str):

@@ -400,3 +400,17 @@ def test_records_without_au_columns_are_read(tmp_path):
     batches = list(reader.make_dataset(str(tmp_path), "test", seq_len=4, batch_size=2, image_size=CROP))
     assert [labels["au"].shape for _, labels in batches] == [(2, 4, 0)]
     assert sorted(f for _, f in _frames(batches)) == list(range(100, 107))
+
+
+def test_decode_window_eager_and_mapped():
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (3, CROP, CROP, 3), dtype=np.uint8)
+    window = {"encoded": tf.constant([schema.encode_image(p, "png") for p in pixels] + [b""]),
+              "landmarks": tf.constant(np.full((4, 136), CROP / 2.0), tf.float32),
+              "valid": tf.constant([1.0, 1.0, 1.0, 0.0])}
+    eager, mapped = _both(lambda w: transforms.decode_window(w, CROP), window)
+    for key in ("images", "landmarks"):
+        np.testing.assert_array_equal(eager[key], mapped[key])
+    np.testing.assert_allclose(eager["images"][:3], (pixels - 127.5) / 127.5, atol=1e-6)
+    assert np.all(eager["images"][3] == 0.0)  # The padding frame.
+    np.testing.assert_allclose(eager["landmarks"], 0.0, atol=1e-6)  # The crop centre.

@@ -71,6 +71,16 @@ def test_mt_vgg_gru_trains_evaluates_and_exports(tmp_path, synthetic_data):
     np.testing.assert_allclose(out["expression_probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
     assert out["au_probabilities"].shape == (1, 5, 8) and out["valence_arousal"].shape == (1, 5, 2)
 
+    # [FBN] A/V-MT-VGG-GRU: the visual stream starts from this single-stream run.
+    av_config = _config(tmp_path / "av", synthetic_data, model="av_mt_vgg_gru",
+                        model_overrides=dict(TINY, fc_units=16, rnn_units=8),
+                        init_streams={"visual": str(tmp_path / "run")})
+    av = loop.Trainer(av_config, train_dataset_fn=lambda context: None, log=lambda m: None).model
+    donor = export.load_run_model(str(tmp_path / "run"))[1]
+    for name in ("vggface", "fc1", "rnn"):
+        for got, want in zip(av.stream("visual").get_layer(name).get_weights(), donor.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(got, want)
+
 
 @pytest.mark.slow
 def test_facebehaviornet_task_batches_and_couplings(tmp_path, synthetic_data):
@@ -114,6 +124,18 @@ def test_categorical_fine_tuning_from_a_va_run(tmp_path, synthetic_data):
     assert "ccc_valence" not in scored and 0.0 <= scored["expression_video_accuracy"] <= 1.0
     assert export.export_run(str(tmp_path / "cat"), str(tmp_path / "cat_export"))["outputs"] == [
         "expression_probabilities"]
+
+
+def test_few_shot_compound_head_on_facebehaviornet():
+    """[FBN] Sec. VI-B few-shot path: a C-way head on FaceBehaviorNet's shared feature."""
+    from affnet.training import modeling
+
+    config = config_lib.TrainConfig(model="facebehaviornet", model_overrides=dict(TINY, fc_units=(16, 16)),
+                                    loss="multitask", categorical=True, categorical_classes=11)
+    model = modeling.build_model(config)
+    out = model({"images": tf.zeros([2, 32, 32, 3])})
+    assert list(out) == ["expression"] and out["expression"].shape == (2, 11)
+    assert model.get_layer("expression_output").kernel.shape == (16, 11)
 
 
 def test_multitask_model_needs_the_multitask_loss(tmp_path):
