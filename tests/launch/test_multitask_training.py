@@ -142,3 +142,27 @@ def test_multitask_model_needs_the_multitask_loss(tmp_path):
     with pytest.raises(ValueError, match="--loss=multitask"):
         loop.Trainer(config_lib.TrainConfig(model="mt_vgg", model_overrides=TINY, workdir=str(tmp_path)),
                      train_dataset_fn=lambda ctx: None, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_mt_vgg_and_av_mt_vgg_gru_train_on_the_synthetic_set_with_audio(tmp_path):
+    """The frame model MT-VGG and the audio-visual model train through the Trainer on
+    the synthetic set rendered with its arousal-driven voice (spectrogram patches)."""
+    from data_pipeline import synthetic
+
+    data = str(tmp_path / "audio_set")
+    synthetic.generate(data, synthetic.SyntheticConfig(
+        subjects=3, videos_per_subject=1, frames_per_video=12, crop_size=32, frame_size=96, audio=True,
+        audio_context=4, audio_bins=8), seed=0)
+    for name, overrides, seq_len in (
+            ("mt_vgg", dict(TINY, fc_units=(16, 16)), 1),
+            ("av_mt_vgg_gru", dict(TINY, fc_units=16, rnn_units=8, spectrogram_shape=(4, 8)), 6)):
+        config = _config(tmp_path / name, data, model=name, model_overrides=overrides, seq_len=seq_len,
+                         train_steps=2, eval_every=2, checkpoint_every=2, eval_batch_size=8)
+        trainer, result, _ = _train(config)
+        features, _ = next(iter(trainer.train_dataset_fn(None)))
+        if name == "av_mt_vgg_gru":
+            assert features["spectrogram"].shape == (2, 6, 32)
+        assert [step for step, _ in trainer.history] == [1, 2]
+        assert all(np.isfinite(loss) for _, loss in trainer.history)
+        assert np.isfinite(result["last_eval"]["multitask_score"])
