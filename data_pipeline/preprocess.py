@@ -395,6 +395,26 @@ def _process_task(task):
     return process_file(*task)
 
 
+def run_tasks(function, tasks, workers: int, preload: str, on_result):
+    """`on_result(function(task))` for every task, in this process or in a pool
+    of `workers` processes (results in completion order).
+
+    forkserver: workers fork from a fresh server that has imported `preload`
+    (TensorFlow import is ~5 s) but never run a TF op or loaded dlib models,
+    neither of which is fork-safe once initialised in this process.
+    `function` must be a module-level function of `preload`.
+    """
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            on_result(function(task))
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([preload])
+    with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
+        for result in pool.imap_unordered(function, tasks):
+            on_result(result)
+
+
 def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = PreprocessOptions(),
                workers: Optional[int] = None, progress=sys.stderr) -> Dict[str, Any]:
     """Process every input under `input_path` into `output_dir`; returns and writes report.json."""
@@ -416,18 +436,7 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {detail}\n")
             progress.flush()
 
-    if workers == 1 or len(tasks) <= 1:
-        for task in tasks:
-            show(_process_task(task))
-    else:
-        # forkserver: workers fork from a fresh server that has imported this module
-        # (TensorFlow import is ~5 s) but never run a TF op or loaded dlib models,
-        # neither of which is fork-safe once initialised in this process.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__ if __name__ != "__main__" else "data_pipeline.preprocess"])
-        with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
-            for entry in pool.imap_unordered(_process_task, tasks):
-                show(entry)
+    run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
     order = {path: i for i, path in enumerate(inputs)}
     entries.sort(key=lambda e: order[e["input"]])
     seconds = time.perf_counter() - start

@@ -24,7 +24,6 @@ Shipped frames ([AW] Sec. 3.3 drops frames without a face or landmarks):
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -371,11 +370,6 @@ def _write_task(task):
     return write_item(*task)
 
 
-def _worker_init():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cv2.setNumThreads(1)
-
-
 def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
@@ -401,16 +395,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {entry['video_id']}: {detail}\n")
             progress.flush()
 
-    if workers == 1 or len(tasks) <= 1:
-        for task in tasks:
-            show(_write_task(task))
-    else:
-        # forkserver, as in preprocess: TF and dlib state must not be forked once initialised.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["data_pipeline.adapters.common"])
-        with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
-            for entry in pool.imap_unordered(_write_task, tasks):
-                show(entry)
+    preprocess.run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
     totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
