@@ -133,7 +133,8 @@ def _models(options: PreprocessOptions):
     return _MODELS[key], _MODELS["landmarks"]
 
 
-def _encode(crop: np.ndarray, options: PreprocessOptions) -> bytes:
+def encode_crop(crop: np.ndarray, options: PreprocessOptions) -> bytes:
+    """An aligned uint8 RGB crop as JPEG or PNG bytes (`options.image_format`)."""
     bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
     if options.image_format == "jpeg":
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
@@ -243,7 +244,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
                     points = landmarker(frame.image, detection.box)
                     crop, points_crop, matrix = align.align_face(
                         frame.image, points, options.crop_size, options.alignment)
-                    faces[detection.box] = (_encode(crop, options), points_crop, matrix)
+                    faces[detection.box] = (encode_crop(crop, options), points_crop, matrix)
                 except ValueError:
                     faces[detection.box] = None
             if faces[detection.box] is None:

@@ -205,17 +205,6 @@ def _video_records(item: VideoItem, options: preprocess.PreprocessOptions):
 # ---------------------------------------------------------------- shipped frames
 
 
-def encode_crop(crop: np.ndarray, options: preprocess.PreprocessOptions) -> bytes:
-    bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
-    if options.image_format == "jpeg":
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
-    else:
-        ok, data = cv2.imencode(".png", bgr)
-    if not ok:
-        raise RuntimeError(f"OpenCV failed to encode a {crop.shape} crop as {options.image_format}")
-    return data.tobytes()
-
-
 _DLIB: Dict[Any, Any] = {}
 
 
@@ -278,7 +267,7 @@ def _frame_records(item: VideoItem, options: preprocess.PreprocessOptions, landm
             dropped["landmarks_failed"] = dropped.get("landmarks_failed", 0) + 1
             continue
         crop, crop_points, matrix = result
-        rows.append((encode_crop(crop, options), crop_points, matrix, item.frame_index[k]))
+        rows.append((preprocess.encode_crop(crop, options), crop_points, matrix, item.frame_index[k]))
     records = []
     if rows:
         index = np.array([r[3] for r in rows], np.int64)
