@@ -35,20 +35,27 @@ FBN_BATCH_SIZES = {"va": 401, "au": 247, "expression": 103}  # [FBN] Sec. VI
 
 
 def list_files(data: str, split: str):
-    """Sorted TFRecord files of `split`: `data` is a directory (data/<split>/*.tfrecord*) or a glob
-    (which may contain `{split}`)."""
-    if os.path.isdir(data):
-        pattern = os.path.join(data, split, "*.tfrecord*")
+    """Sorted TFRecord shards of `split`.
+
+    `data` is a directory (every shard under `data/<split>/`, recursively) or a
+    glob (which may contain `{split}`). Only shard names count
+    (`schema.is_shard`): the reports, manifests and temporaries that
+    preprocessing and the adapters write beside their shards are never opened.
+    """
+    if tf.io.gfile.isdir(data):
+        where = os.path.join(data, split)
+        files = schema.list_shards(where) if tf.io.gfile.isdir(where) else []
+        looked_for = f"{where}/**/*{{{','.join(schema.SHARD_SUFFIXES)}}}"
     else:
-        pattern = data.replace("{split}", split)
-    files = sorted(f for f in tf.io.gfile.glob(pattern) if not f.endswith(".tmp"))
+        looked_for = data.replace("{split}", split)
+        files = sorted(f for f in tf.io.gfile.glob(looked_for) if schema.is_shard(f))
     if not files:
-        raise ValueError(f"no TFRecord files match {pattern!r} (data={data!r}, split={split!r})")
+        raise ValueError(f"no TFRecord shards match {looked_for!r} (data={data!r}, split={split!r})")
     return files
 
 
 def compression_of(path: str) -> str:
-    return "GZIP" if path.endswith(".gz") else ""
+    return schema.shard_compression(path)
 
 
 def file_au_names(files: Sequence[str]):

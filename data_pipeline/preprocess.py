@@ -322,19 +322,7 @@ def _audio_report(track_audio, spec, records, config: audio_features.Spectrogram
 
 
 def output_path(relative: str, output_dir: str, options: PreprocessOptions) -> str:
-    return os.path.join(output_dir, relative + (".tfrecord.gz" if options.gzip else ".tfrecord"))
-
-
-def _write_records(path: str, records, options: PreprocessOptions) -> None:
-    import tensorflow as tf
-
-    compression = tf.io.TFRecordOptions(compression_type="GZIP" if options.gzip else "")
-    with tf.io.TFRecordWriter(path, options=compression) as writer:
-        for record in records:
-            # Protobuf map order depends on the process's string hashing; re-serialise
-            # deterministically so any worker count writes identical bytes.
-            example = tf.train.SequenceExample.FromString(schema.encode_video(record, options.image_format))
-            writer.write(example.SerializeToString(deterministic=True))
+    return schema.shard_path(os.path.join(output_dir, relative), options.gzip)
 
 
 def _replace_atomically(path: str, write) -> None:
@@ -355,7 +343,7 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
     entry = {"input": source, "output": target}
     if os.path.exists(target):
         try:
-            with open(target + ".json") as f:
+            with open(schema.side_report_path(target)) as f:
                 previous = json.load(f)
         except (OSError, ValueError):
             previous = {}
@@ -382,8 +370,8 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
         with open(path, "w") as f:
             json.dump(entry, f, indent=1)
 
-    _replace_atomically(target + ".json", write_json)
-    _replace_atomically(target, lambda path: _write_records(path, records, options))
+    _replace_atomically(schema.side_report_path(target), write_json)
+    schema.write_shard(target, records, options.image_format)
     return entry
 
 

@@ -20,10 +20,19 @@ Feature lists, one entry per kept frame
   expression        int64 class in EXPRESSIONS order, -1 when unlabelled
   au                int64 per AU (0/1), -1 when unlabelled
   audio/spectrogram optional float vector per frame ([FBN] A/V models)
+
+Files on disk (one definition for every writer and the reader)
+  <stem>.tfrecord | <stem>.tfrecord.gz   a shard: the only files the reader opens
+  <stem>.report.json                     the side report of that shard (how it was made)
+  <stem>.tfrecord[.gz].tmp               a shard being written, renamed when complete
+A directory of shards may hold anything else (report.json, manifest.json, logs):
+`list_shards` takes a file only by its shard suffix, so no glob over a split
+directory can pick up a report or a temporary.
 """
 
 import dataclasses
-from typing import Optional, Sequence, Tuple
+import os
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -261,3 +270,64 @@ def read_videos(path: str, num_aus: int = 0, spectrogram_dim: int = 0, compressi
     """Eagerly read every record of one TFRecord file (tests and tools)."""
     dataset = tf.data.TFRecordDataset(path, compression_type=compression or "")
     return [parse_video(s, num_aus, spectrogram_dim) for s in dataset]
+
+
+# ------------------------------------------------------------- files on disk
+
+SHARD_SUFFIX = ".tfrecord"
+GZIP_SHARD_SUFFIX = ".tfrecord.gz"
+SHARD_SUFFIXES = (SHARD_SUFFIX, GZIP_SHARD_SUFFIX)
+SIDE_REPORT_SUFFIX = ".report.json"
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def shard_path(stem: str, gzip: bool = False) -> str:
+    """`<stem>.tfrecord` (or `.tfrecord.gz`): where a writer puts the shard of `stem`."""
+    return stem + (GZIP_SHARD_SUFFIX if gzip else SHARD_SUFFIX)
+
+
+def is_shard(path: str) -> bool:
+    """True only for a finished shard: never a report, a temporary or another file."""
+    return path.endswith(SHARD_SUFFIXES)
+
+
+def shard_stem(path: str) -> str:
+    """`a/b.mp4.tfrecord.gz` -> `a/b.mp4`."""
+    for suffix in (GZIP_SHARD_SUFFIX, SHARD_SUFFIX):
+        if path.endswith(suffix):
+            return path[:-len(suffix)]
+    raise ValueError(f"{path}: not a shard (expected a name ending in {' or '.join(SHARD_SUFFIXES)})")
+
+
+def side_report_path(shard: str) -> str:
+    """The report written beside `shard`; its suffix is one no shard name has."""
+    return shard_stem(shard) + SIDE_REPORT_SUFFIX
+
+
+def shard_compression(path: str) -> str:
+    """The TFRecord compression of a shard, from its name."""
+    return "GZIP" if path.endswith(GZIP_SHARD_SUFFIX) else ""
+
+
+def list_shards(directory: str) -> List[str]:
+    """Every shard under `directory` (recursively: preprocess mirrors the input tree), sorted.
+
+    Works on any `tf.io.gfile` file system (local, gs://, hdfs://)."""
+    shards = []
+    for root, _, names in tf.io.gfile.walk(directory):
+        shards.extend(os.path.join(root, name) for name in names if is_shard(name))
+    return sorted(shards)
+
+
+def write_shard(path: str, records: Sequence["VideoRecord"], image_format: str = "jpeg") -> None:
+    """Records -> the shard `path`, written under `<path>.tmp` and renamed when complete,
+    so a killed writer never leaves a partial file under a shard name."""
+    compression = tf.io.TFRecordOptions(compression_type=shard_compression(path))
+    temporary = path + TEMPORARY_SUFFIX
+    with tf.io.TFRecordWriter(temporary, options=compression) as writer:
+        for record in records:
+            # Protobuf map order depends on the process's string hashing; re-serialise
+            # deterministically so any worker count writes identical bytes.
+            example = tf.train.SequenceExample.FromString(encode_video(record, image_format))
+            writer.write(example.SerializeToString(deterministic=True))
+    tf.io.gfile.rename(temporary, path, overwrite=True)

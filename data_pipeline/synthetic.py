@@ -280,18 +280,12 @@ def plan_shards(config: SyntheticConfig, seed: int) -> Dict[str, List[List[tuple
 
 
 def shard_path(output: str, split: str, index: int) -> str:
-    return os.path.join(output, split, f"synthetic-{index}.tfrecord")
+    return schema.shard_path(os.path.join(output, split, f"synthetic-{index}"))
 
 
 def _write_shard(job):
-    import tensorflow as tf  # Imported here so worker start-up stays cheap when nothing is left to do.
-
     config, seed, path, videos = job
-    tmp = path + ".tmp"
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for subject, video in videos:
-            writer.write(schema.encode_video(synth_video(config, seed, subject, video)))
-    os.replace(tmp, path)
+    schema.write_shard(path, (synth_video(config, seed, subject, video) for subject, video in videos))
     return path
 
 

@@ -25,7 +25,8 @@ from affnet.training import config as config_lib  # noqa: E402
 _MODEL = flags.DEFINE_string("model", "vggface_gru_attention", "Registry name (affnet.models.names()).")
 _MODEL_OVERRIDES = flags.DEFINE_string("model_overrides", "", "key=value,... build overrides, "
                                        "e.g. width=0.125,rnn_units=64.")
-_DATA = flags.DEFINE_string("data", "data/affwild2", "Directory with <split>/*.tfrecord[.gz].")
+_DATA = flags.DEFINE_string("data", "data/affwild2", "Directory with <split>/ holding TFRecord shards "
+                             "(*.tfrecord, *.tfrecord.gz, in any sub-folder), or a glob with {split}.")
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Training split.")
 _EVAL_SPLIT = flags.DEFINE_string("eval_split", "validation", "Validation split (best checkpoint, "
                                   "median-filter windows).")

@@ -1,6 +1,9 @@
 """Round trip of the TFRecord schema: encode_video -> parse_video."""
 
+import os
+
 import numpy as np
+import pytest
 
 from data_pipeline import schema
 
@@ -52,3 +55,34 @@ def test_wrong_shape_names_the_video():
         assert "v1" in str(err) and "136" in str(err)
     else:
         raise AssertionError("a landmarks array of the wrong width was accepted")
+
+
+def test_shard_names_never_match_side_files(tmp_path):
+    from data_pipeline import input as data_input
+
+    split = tmp_path / "train"
+    (split / "sub").mkdir(parents=True)
+    shards = [schema.shard_path(str(split / "a.mp4")), schema.shard_path(str(split / "sub" / "b.mp4"), gzip=True)]
+    for shard in shards:
+        open(shard, "wb").close()
+        open(schema.side_report_path(shard), "w").close()
+    for other in ("report.json", "manifest.json", "c.mp4.tfrecord.tmp", "d.mp4.tfrecord.json", "notes.txt"):
+        (split / other).write_text("{}")
+    assert schema.side_report_path(shards[1]) == str(split / "sub" / "b.mp4.report.json")
+    assert not any(schema.is_shard(schema.side_report_path(s)) for s in shards)
+    assert schema.list_shards(str(split)) == sorted(shards)
+    assert data_input.list_files(str(tmp_path), "train") == sorted(shards)
+    # A glob is filtered the same way, whatever it matches.
+    assert data_input.list_files(str(tmp_path / "{split}" / "*"), "train") == shards[:1]
+    assert data_input.compression_of(shards[1]) == "GZIP" and data_input.compression_of(shards[0]) == ""
+    with pytest.raises(ValueError, match="no TFRecord shards"):
+        data_input.list_files(str(tmp_path), "validation")
+
+
+def test_write_shard_is_atomic_and_readable(tmp_path):
+    record = _record(t=2)
+    path = schema.shard_path(str(tmp_path / "v"), gzip=True)
+    schema.write_shard(path, [record])
+    assert os.listdir(tmp_path) == ["v.tfrecord.gz"]
+    (context, sequence), = schema.read_videos(path, compression="GZIP")
+    assert context[schema.VIDEO_ID].numpy() == b"v1" and sequence[schema.LANDMARKS].shape == (2, schema.LANDMARK_DIM)

@@ -57,7 +57,7 @@ def missing_data_message(data: str, split: str) -> str:
     """What is missing, where it was looked for, and how to prepare it."""
     key = _dataset_key(data)
     where = os.path.abspath(os.path.join(data, split))
-    lines = [f"no TFRecords for split {split!r}: looked for {where}/*.tfrecord[.gz]."]
+    lines = [f"no TFRecords for split {split!r}: looked for shards (*.tfrecord, *.tfrecord.gz) under {where}."]
     if key == "synthetic" or key is None and "demo" in data:
         # All 17 AUs of FaceBehaviorNet: every model's AU list is a subset.
         lines.append(f"Generate it with: python -m data_pipeline.synthetic --output {data} --au_set 17")

@@ -7,7 +7,7 @@ subject and labels, and either a raw video (`video_path`, processed by
 frames shipped by the dataset (`frame_files`). `Adapter.write` checks that the
 splits are subject independent, writes one TFRecord per item to
 `DIR/<split>/<video_id>.tfrecord` (schema SequenceExamples, one per
-track segment) with `<output>.json` beside it, and `DIR/manifest.json`
+track segment) with `<video_id>.report.json` beside it, and `DIR/manifest.json`
 listing every item (read by `splits.check_subject_independent`). Outputs are
 written under a temporary name and renamed, so a re-run skips finished items.
 
@@ -104,7 +104,7 @@ class VideoItem:
 
 
 def output_path(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions) -> str:
-    return os.path.join(output_dir, item.split, item.video_id + (".tfrecord.gz" if options.gzip else ".tfrecord"))
+    return schema.shard_path(os.path.join(output_dir, item.split, item.video_id), options.gzip)
 
 
 # ---------------------------------------------------------------- raw videos
@@ -313,20 +313,6 @@ def _entry(item: VideoItem) -> Dict[str, Any]:
     return entry
 
 
-def write_tfrecord(path: str, records: Sequence[schema.VideoRecord],
-                   options: preprocess.PreprocessOptions) -> None:
-    """Records -> one TFRecord file, written to `<path>.tmp` and renamed when complete."""
-    import tensorflow as tf
-
-    compression = tf.io.TFRecordOptions(compression_type="GZIP" if options.gzip else "")
-    with tf.io.TFRecordWriter(path + ".tmp", options=compression) as writer:
-        for record in records:
-            # Deterministic serialisation: identical bytes whatever the worker count.
-            example = tf.train.SequenceExample.FromString(schema.encode_video(record, options.image_format))
-            writer.write(example.SerializeToString(deterministic=True))
-    os.replace(path + ".tmp", path)
-
-
 def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions,
                landmarks: str = "auto") -> Dict[str, Any]:
     """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error)."""
@@ -334,7 +320,7 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
     if os.path.exists(target):
         try:
-            with open(target + ".json") as f:
+            with open(schema.side_report_path(target)) as f:
                 previous = json.load(f)
         except (OSError, ValueError):
             previous = {}
@@ -348,10 +334,11 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     entry.update(report)
     entry["status"] = "ok" if report["frames_written"] else "empty"
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target + ".json.tmp", "w") as f:
+    report = schema.side_report_path(target)
+    with open(report + schema.TEMPORARY_SUFFIX, "w") as f:
         json.dump(entry, f, indent=1)
-    os.replace(target + ".json.tmp", target + ".json")
-    write_tfrecord(target, records, options)
+    os.replace(report + schema.TEMPORARY_SUFFIX, report)
+    schema.write_shard(target, records, options.image_format)
     return entry
 
 

@@ -245,4 +245,8 @@ def test_generate_and_render_with_audio(tmp_path):
     synthetic.render_video_file(mute, num_frames=6, width=160, height=120, seed=2)
     with av.open(path) as a, av.open(mute) as b:
         first = [next(c.decode(video=0)).to_ndarray(format="rgb24") for c in (a, b)]
-    np.testing.assert_array_equal(first[0], first[1])  # The same video, with or without sound.
+    # The same video, with or without sound: the same rendered pixels, up to x264, whose output for
+    # identical frames varies slightly between calls in one process (seen: up to 7 grey levels on a few
+    # pixels with libx264 from PyAV 18), so compare the decoded frames to that tolerance.
+    difference = np.abs(first[0].astype(int) - first[1])
+    assert difference.max() <= 12 and difference.mean() < 0.5, (difference.max(), difference.mean())
