@@ -192,7 +192,9 @@ def scores(videos: Dict[str, VideoPredictions], per_video: bool = True) -> dict:
         if per_video:
             result["per_video"] = {}
             for name, video in sorted(videos.items()):
-                if np.isfinite(video.labels).all(axis=0).any() and len(video.labels) > 1:
+                # Unannotated frames (NaN) are masked by va_scores: a video counts when some
+                # dimension has two labelled frames, not only when every frame is labelled.
+                if (np.isfinite(video.labels).sum(axis=0) > 1).any():
                     try:
                         result["per_video"][name] = metrics.va_scores(video.labels, video.predictions)
                     except ValueError:  # A dimension without labels in this video.

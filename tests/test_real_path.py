@@ -1,0 +1,164 @@
+"""The real-data path end to end, each stage through its command line as the README writes it.
+
+Real photographs (skimage's astronaut) become short videos written with PyAV: a face that moves and
+changes size, a frame without a face, two people in one video. A miniature Aff-Wild2 in the published
+ABAW layout attaches labels. Then:
+  (1) adapter -> launch/train.py -> launch/evaluate.py -> launch/export.py -> launch/predict.py -> CSV;
+  (2) random weights of the released AffWildNet-VGGFace-GRU saved as `.weights.h5`
+      -> launch/export.py --weights -> launch/predict.py -> CSV.
+The data directory also holds what real directories hold beside the shards (the adapters' reports,
+a report of the layout affnet 0.1 wrote, `<video>.tfrecord.json`, and notes), which a reader that
+globbed `*.tfrecord*` opened as TFRecords and died on.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from data_pipeline import decode, schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ABAW_VA = "3rd ABAW Annotations/Third ABAW Annotations/VA_Estimation_Challenge"
+FRAMES = 24
+TINY_MODEL = "width=0.0625,input_size=32,fc_units=16,rnn_units=8"
+
+
+def _face():
+    from skimage import data as skimage_data
+
+    return skimage_data.astronaut()[40:240, 130:320]  # 200 x 190, head and shoulders.
+
+
+def _frames(face, faces=1, no_face_at=None, seed=0):
+    """FRAMES 320x240 frames: the face drifts right and grows from 0.8x to 1.05x; `faces=2` adds a
+    mirrored second person on the right; frame `no_face_at` shows only the background."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(FRAMES):
+        frame = np.full((240, 320, 3), 90, np.uint8) + rng.integers(0, 8, (240, 320, 3), dtype=np.uint8)
+        if k != no_face_at:
+            scale = 0.8 + 0.25 * k / (FRAMES - 1)
+            person = cv2.resize(face, None, fx=scale, fy=scale) if faces == 1 else cv2.resize(face, (120, 126))
+            h, w = person.shape[:2]
+            x = 4 + 2 * k if faces == 1 else 6 + k
+            frame[10:10 + h, x:x + w] = person
+            if faces == 2:
+                mirrored = cv2.resize(face[:, ::-1], (110, 116))
+                frame[100:216, 200:310] = mirrored
+        frames.append(frame)
+    return frames
+
+
+def _va_file(path, seed):
+    rng = np.random.default_rng(seed)
+    rows = [f"{v:.3f},{a:.3f}" for v, a in rng.uniform(-0.9, 0.9, (FRAMES, 2))]
+    rows[3] = "-5,-5"  # ABAW's "not annotated".
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("valence,arousal\n" + "\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def abaw(tmp_path_factory):
+    """A miniature Aff-Wild2 release: 2 training videos (one with two people), 1 validation video."""
+    root = tmp_path_factory.mktemp("affwild2")
+    face = _face()
+    videos = {"vid_train_a": ("Train_Set", _frames(face, no_face_at=10, seed=1)),
+              "vid_train_b": ("Train_Set", _frames(face, faces=2, seed=2)),
+              "vid_val": ("Validation_Set", _frames(face, no_face_at=5, seed=3))}
+    os.makedirs(root / "batch1")
+    for i, (name, (split, frames)) in enumerate(videos.items()):
+        decode.write_video(str(root / "batch1" / f"{name}.mp4"), frames, fps=30)
+        _va_file(str(root / ABAW_VA / split / f"{name}.txt"), seed=i)
+    return root
+
+
+def _run(*command, timeout=900):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-4000:])
+    return done.stdout
+
+
+def _launch(script, *args):
+    return _run(os.path.join("launch", script), *args)
+
+
+def _predictions(csv_path):
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    values = np.array([[float(r["valence"]), float(r["arousal"])] for r in rows if r["valence"] not in ("", "nan")])
+    return rows, values
+
+
+def _check_prediction(output_dir, video, expected_frames):
+    name = os.path.splitext(os.path.basename(video))[0]
+    rows, values = _predictions(os.path.join(output_dir, f"{name}.csv"))
+    assert len(rows) == expected_frames  # One row per decoded frame (one face per frame here).
+    # Every frame with the face has values; the frame without a face has none.
+    assert len(values) == expected_frames - 1
+    assert np.isfinite(values).all() and np.abs(values).max() < 10
+
+
+@pytest.mark.slow
+def test_adapter_train_evaluate_export_predict(abaw, tmp_path):
+    data = tmp_path / "data" / "affwild2"
+    _run("-m", "data_pipeline.adapters", "affwild2", "--root", str(abaw), "--output", str(data))
+    shards = {split: schema.list_shards(str(data / split)) for split in ("train", "validation")}
+    assert [len(shards["train"]), len(shards["validation"])] == [2, 1]
+    reports = [schema.side_report_path(s) for s in shards["train"] + shards["validation"]]
+    assert all(os.path.exists(r) for r in reports)
+    written = {json.load(open(r))["video_id"]: json.load(open(r))["frames_written"] for r in reports}
+    # The frame without a face is dropped ([AW]); the two-person video keeps one track (the largest).
+    assert written == {"vid_train_a": FRAMES - 1, "vid_train_b": FRAMES, "vid_val": FRAMES - 1}
+    # What else real data directories hold: a report in the layout affnet 0.1 wrote, and notes.
+    (data / "train" / "vid_train_a.tfrecord.json").write_text(json.dumps({"status": "ok"}))
+    (data / "train" / "README.txt").write_text("downloaded 2026-12-01")
+
+    workdir = tmp_path / "run"
+    _launch("train.py", "--model=affwildnet_vggface", f"--model_overrides={TINY_MODEL}", f"--data={data}",
+            f"--workdir={workdir}", "--seq_len=8", "--batch_size=2", "--train_steps=4", "--eval_every=2",
+            "--checkpoint_every=2", "--log_every=1")
+    assert json.load(open(workdir / "best.json"))["step"] in (2, 4)
+    _launch("evaluate.py", f"--workdir={workdir}", "--split=validation")
+    evaluation = json.load(open(workdir / "eval_validation.json"))
+    assert list(evaluation["per_video"]) == ["vid_val"] and np.isfinite(evaluation["ccc_valence"])
+    # Every frame with a face is predicted once; frame 5 had none, frame 3 is unannotated (NaN label).
+    scored = np.load(workdir / "predictions_validation_raw.npz")
+    assert sorted(scored["frame_index"]) == [k for k in range(FRAMES) if k != 5]
+    assert np.isnan(scored["labels"][list(scored["frame_index"]).index(3)]).all()
+
+    export = tmp_path / "export"
+    _launch("export.py", f"--workdir={workdir}", f"--output={export}")
+    assert (export / "saved_model" / "saved_model.pb").exists()
+    predictions = tmp_path / "predictions"
+    video = str(abaw / "batch1" / "vid_val.mp4")
+    _launch("predict.py", f"--input={video}", f"--model={export}", f"--output={predictions}")
+    _check_prediction(str(predictions), video, FRAMES)
+
+
+@pytest.mark.slow
+def test_released_weights_export_and_predict(abaw, tmp_path):
+    """A `.weights.h5` as `affnet.weights.convert` writes it, for the released AffWildNet-VGGFace-GRU."""
+    import affnet.models
+
+    model = affnet.models.build("affwildnet_vggface_gru_released", width=0.0625)
+    weights = str(tmp_path / "affwildnet_vggface_gru.weights.h5")
+    model.save_weights(weights)
+    export = tmp_path / "export"
+    _launch("export.py", "--model=affwildnet_vggface_gru_released", f"--weights={weights}",
+            "--model_overrides=width=0.0625", f"--output={export}")
+    info = json.load(open(export / "export.json"))
+    assert info["model"] == "affwildnet_vggface_gru_released" and info["input_normalization"] == "tf1"
+    predictions = tmp_path / "predictions"
+    video = str(abaw / "batch1" / "vid_train_a.mp4")
+    _launch("predict.py", f"--input={video}", f"--model={export}", f"--output={predictions}")
+    _check_prediction(str(predictions), video, FRAMES)
