@@ -1,0 +1,61 @@
+"""Short videos of a real face (skimage's astronaut) and a miniature Aff-Wild2 release around them,
+for the tests that cross stage boundaries."""
+
+import os
+
+import cv2
+import numpy as np
+
+from data_pipeline import decode
+
+ABAW_VA = "3rd ABAW Annotations/Third ABAW Annotations/VA_Estimation_Challenge"
+FRAMES = 24
+
+
+def real_face():
+    from skimage import data as skimage_data
+
+    return skimage_data.astronaut()[40:240, 130:320]  # 200 x 190, head and shoulders.
+
+
+def _frames(face, faces=1, no_face_at=None, seed=0):
+    """FRAMES 320x240 frames: the face drifts right and grows from 0.8x to 1.05x; `faces=2` adds a
+    mirrored second person on the right; frame `no_face_at` shows only the background."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(FRAMES):
+        frame = np.full((240, 320, 3), 90, np.uint8) + rng.integers(0, 8, (240, 320, 3), dtype=np.uint8)
+        if k != no_face_at:
+            scale = 0.8 + 0.25 * k / (FRAMES - 1)
+            person = cv2.resize(face, None, fx=scale, fy=scale) if faces == 1 else cv2.resize(face, (120, 126))
+            h, w = person.shape[:2]
+            x = 4 + 2 * k if faces == 1 else 6 + k
+            frame[10:10 + h, x:x + w] = person
+            if faces == 2:
+                mirrored = cv2.resize(face[:, ::-1], (110, 116))
+                frame[100:216, 200:310] = mirrored
+        frames.append(frame)
+    return frames
+
+
+def _va_file(path, seed):
+    rng = np.random.default_rng(seed)
+    rows = [f"{v:.3f},{a:.3f}" for v, a in rng.uniform(-0.9, 0.9, (FRAMES, 2))]
+    rows[3] = "-5,-5"  # ABAW's "not annotated".
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("valence,arousal\n" + "\n".join(rows) + "\n")
+
+
+def write_abaw_release(root):
+    """A miniature Aff-Wild2 release under `root` (a pathlib.Path): 2 training videos (one with two
+    people), 1 validation video, VA labels in the ABAW layout; returns `root`."""
+    face = real_face()
+    videos = {"vid_train_a": ("Train_Set", _frames(face, no_face_at=10, seed=1)),
+              "vid_train_b": ("Train_Set", _frames(face, faces=2, seed=2)),
+              "vid_val": ("Validation_Set", _frames(face, no_face_at=5, seed=3))}
+    os.makedirs(root / "batch1")
+    for i, (name, (split, frames)) in enumerate(videos.items()):
+        decode.write_video(str(root / "batch1" / f"{name}.mp4"), frames, fps=30)
+        _va_file(str(root / ABAW_VA / split / f"{name}.txt"), seed=i)
+    return root
