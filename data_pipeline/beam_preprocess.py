@@ -72,8 +72,8 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
         direct = options.view_as(DirectOptions)
         if "--direct_running_mode" not in given:
             direct.direct_running_mode = "multi_processing"
-        if "--direct_num_workers" not in given:
-            direct.direct_num_workers = workers
+        if "--direct_num_workers" not in given:  # in_memory is one worker by definition.
+            direct.direct_num_workers = 1 if direct.direct_running_mode == "in_memory" else workers
     return options
 
 
