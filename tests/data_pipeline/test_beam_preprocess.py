@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.io import filesystem
 from skimage import data
 
 from data_pipeline import beam_preprocess, decode, preprocess, schema
@@ -155,3 +157,92 @@ def test_usage_errors_exit_2(inputs, tmp_path, capsys):
     assert beam_preprocess.main(["--input", str(inputs), "--output", str(tmp_path / "o"), "--detecter=cnn"]) == 2
     assert "--detecter=cnn" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+class _BucketFileSystem(filesystem.FileSystem):
+    """`bucket://x` -> files under $AFFNET_TEST_BUCKET/x with object-store semantics (no folders, prefix
+    listing), so the remote path of the pipeline (staging, commit by rename) runs without a cloud."""
+
+    @classmethod
+    def scheme(cls):
+        return "bucket"
+
+    @staticmethod
+    def _local(path):
+        return os.path.join(os.environ["AFFNET_TEST_BUCKET"], path[len("bucket://"):])
+
+    def join(self, base, *paths):
+        return "/".join([base.rstrip("/")] + [p.strip("/") for p in paths])
+
+    def split(self, path):
+        head, _, tail = path.rpartition("/")
+        return head, tail
+
+    def has_dirs(self):
+        return False
+
+    def mkdirs(self, path):
+        pass
+
+    def _list(self, prefix):
+        root = os.environ["AFFNET_TEST_BUCKET"]
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = "bucket://" + os.path.relpath(os.path.join(folder, name), root)
+                if path.startswith(prefix):
+                    yield filesystem.FileMetadata(path, os.path.getsize(os.path.join(folder, name)))
+
+    def create(self, path, mime_type=None, compression_type=None):
+        os.makedirs(os.path.dirname(self._local(path)), exist_ok=True)
+        return open(self._local(path), "wb")
+
+    def open(self, path, mime_type=None, compression_type=None):
+        return open(self._local(path), "rb")
+
+    def copy(self, sources, destinations):
+        for source, destination in zip(sources, destinations):
+            with self.open(source) as f, self.create(destination) as g:
+                g.write(f.read())
+
+    def rename(self, sources, destinations):
+        for source, destination in zip(sources, destinations):
+            os.replace(self._local(source), self._local(destination))
+
+    def exists(self, path):
+        return os.path.isfile(self._local(path))
+
+    def size(self, path):
+        return os.path.getsize(self._local(path))
+
+    def last_updated(self, path):
+        return os.path.getmtime(self._local(path))
+
+    def checksum(self, path):
+        return str(self.size(path))
+
+    def metadata(self, path):
+        return filesystem.FileMetadata(path, self.size(path), self.last_updated(path))
+
+    def delete(self, paths):
+        for path in paths:
+            os.remove(self._local(path))
+
+
+def test_remote_paths_are_staged_and_committed(inputs, local_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("AFFNET_TEST_BUCKET", str(tmp_path))
+    shutil.copytree(inputs, tmp_path / "videos")
+    args = ["--input", "bucket://videos", "--output", "bucket://out", *IN_MEMORY]  # Same process: the fake FS.
+    assert beam_preprocess.main(args) == 0
+    out = tmp_path / "out"
+    assert _files(out) == EXPECTED_FILES  # Neither .tmp files nor the gathered results are left.
+    _assert_same_shards(out, local_run)
+    report = json.loads((out / "report.json").read_text())
+    assert [e["input"] for e in report["inputs"]] == ["bucket://videos/" + n for n in ("a.mp4", BAD, *GOOD[1:])]
+    assert report["inputs"][1]["status"] == "failed" and "bucket://videos/notes.mp4" in report["inputs"][1]["error"]
+    sidecar = json.loads((out / "a.mp4.tfrecord.json").read_text())
+    assert (sidecar["input"], sidecar["output"]) == ("bucket://videos/a.mp4", "bucket://out/a.mp4.tfrecord")
+
+    assert beam_preprocess.main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [e["status"] for e in report["inputs"]] == ["skipped", "failed", "skipped", "skipped"]
+    assert report["totals"]["frames_written"] == 3 * 15
