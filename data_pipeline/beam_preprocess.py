@@ -77,6 +77,25 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
     return options
 
 
+def _runner(options: PipelineOptions):
+    """The runner `options` name; for the DirectRunner, its FnApiRunner directly.
+
+    Beam 2.77's DirectRunner first tries the PrismRunner, which downloads a
+    binary from GitHub at run time and has no direct_num_workers; its fallback,
+    the FnApiRunner built as DirectRunner builds it, is what runs here.
+    """
+    if options.view_as(StandardOptions).runner not in (None, "DirectRunner", "direct"):
+        return None  # Beam resolves --runner.
+    # Lazy: Beam's runner internals, imported only for the local runner.
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
 def list_inputs(pattern: str) -> Tuple[List[str], str]:
     """(media files, root their relative output names start from) for a file, folder or glob.
 
@@ -198,7 +217,7 @@ def run_tasks(function: Callable, tasks: Sequence, workers: int, preload: str, o
     results_dir = results_dir or tempfile.mkdtemp(prefix="affnet_beam_results_")
     results_path = FileSystems.join(results_dir, f"affnet-results-{uuid.uuid4().hex}.pickle")
     try:
-        with beam.Pipeline(options=options) as pipeline:
+        with beam.Pipeline(runner=_runner(options), options=options) as pipeline:
             _ = (pipeline
                  | "Tasks" >> beam.Create(list(enumerate(tasks)))
                  | "Spread" >> beam.Reshuffle()  # One bundle per worker, not one for all.

@@ -1,6 +1,7 @@
 """The Beam pipeline against the local tool: same shards, same report, exactly once after a kill."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -86,6 +87,7 @@ def _files(out):
 EXPECTED_FILES = sorted(["report.json"] + [n + ".tfrecord" for n in GOOD] + [n + ".tfrecord.json" for n in GOOD])
 
 
+@pytest.mark.slow
 def test_multiprocessing_shards_and_report_equal_the_local_tool(beam_run, local_run):
     _assert_same_shards(beam_run, local_run)
     beam_report = json.loads((beam_run / "report.json").read_text())
@@ -98,10 +100,12 @@ def test_multiprocessing_shards_and_report_equal_the_local_tool(beam_run, local_
     assert _files(beam_run) == EXPECTED_FILES
 
 
-def test_in_process_runner_and_a_glob_give_the_same_shards(inputs, local_run, tmp_path):
+def test_in_process_runner_and_a_glob_give_the_same_shards(inputs, local_run, tmp_path, caplog):
     out = tmp_path / "out"
-    code = beam_preprocess.main(["--input", str(inputs / "sub" / "*.mp4"), "--output", str(out), *IN_MEMORY])
+    with caplog.at_level(logging.INFO):
+        code = beam_preprocess.main(["--input", str(inputs / "sub" / "*.mp4"), "--output", str(out), *IN_MEMORY])
     assert code == 0
+    assert "Prism" not in caplog.text  # The DirectRunner's first try, which downloads a binary, is bypassed.
     report = json.loads((out / "report.json").read_text())
     assert [os.path.relpath(e["output"], out) for e in report["inputs"]] == ["b.mp4.tfrecord", "c.mp4.tfrecord"]
     for name in ("b.mp4", "c.mp4"):
@@ -114,6 +118,7 @@ def test_in_process_runner_and_a_glob_give_the_same_shards(inputs, local_run, tm
         assert got == want
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_videos_and_retries_the_bad_one(beam_run, inputs, local_run):
     before = {n: os.stat(beam_run / (n + ".tfrecord")).st_mtime_ns for n in GOOD}
     assert beam_preprocess.main(["--input", str(inputs), "--output", str(beam_run), *IN_MEMORY]) == 0
@@ -124,6 +129,7 @@ def test_rerun_skips_finished_videos_and_retries_the_bad_one(beam_run, inputs, l
     assert report["totals"]["frames_written"] == 3 * 15  # Skipped entries keep their earlier counts.
 
 
+@pytest.mark.slow
 def test_killed_pipeline_rerun_loses_and_duplicates_nothing(inputs, local_run, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "data_pipeline.beam_preprocess", "--input", str(inputs), "--output", str(out),

@@ -23,6 +23,7 @@ def _without_times(manifest):
     return {**manifest, "videos": videos, "totals": totals}
 
 
+@pytest.mark.slow
 def test_beam_engine_writes_the_same_shards_and_manifest(afew, tmp_path):
     common = ["afewva", "--root", str(afew), "--folds", "3", "--crop_size", "64", "--workers", "2"]
     assert main(common + ["--output", str(tmp_path / "local")]) == 0
