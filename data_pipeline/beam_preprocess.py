@@ -66,8 +66,7 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
     if unknown:
         raise ValueError(f"unknown flags (neither preprocess nor Beam options): {' '.join(unknown)}")
     options = PipelineOptions(list(pipeline_args))
-    runner = options.view_as(StandardOptions).runner
-    if runner in (None, "DirectRunner", "direct"):
+    if _is_direct(options):
         given = " ".join(pipeline_args)
         direct = options.view_as(DirectOptions)
         if "--direct_running_mode" not in given:
@@ -77,6 +76,10 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
     return options
 
 
+def _is_direct(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct")
+
+
 def _runner(options: PipelineOptions):
     """The runner `options` name; for the DirectRunner, its FnApiRunner directly.
 
@@ -84,7 +87,7 @@ def _runner(options: PipelineOptions):
     binary from GitHub at run time and has no direct_num_workers; its fallback,
     the FnApiRunner built as DirectRunner builds it, is what runs here.
     """
-    if options.view_as(StandardOptions).runner not in (None, "DirectRunner", "direct"):
+    if not _is_direct(options):
         return None  # Beam resolves --runner.
     # Lazy: Beam's runner internals, imported only for the local runner.
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -213,6 +216,8 @@ def run_tasks(function: Callable, tasks: Sequence, workers: int, preload: str, o
     del preload  # Beam workers import `function`'s module when they unpickle it.
     options = pipeline_options(pipeline_args, workers)
     results_dir = results_dir or options.view_as(GoogleCloudOptions).temp_location
+    if results_dir is None and not _is_direct(options):
+        raise ValueError("--temp_location is needed with --runner: a folder the launcher and the workers share")
     own_dir = results_dir is None
     results_dir = results_dir or tempfile.mkdtemp(prefix="affnet_beam_results_")
     results_path = FileSystems.join(results_dir, f"affnet-results-{uuid.uuid4().hex}.pickle")
@@ -259,9 +264,12 @@ def beam_preprocess(input_pattern: str, output_dir: str,
         FileSystems.mkdirs(output_dir)
     start = time.perf_counter()
     entries: List[Dict[str, Any]] = []
-    # A remote output folder is one the launcher and the workers share.
-    results_dir = FileSystems.join(output_dir, "_beam_results") if is_remote(output_dir) else None
+    # The output folder is one the launcher and the workers share (on a cluster, or when remote).
+    shared = is_remote(output_dir) or not _is_direct(pipeline_options(pipeline_args, workers))
+    results_dir = FileSystems.join(output_dir, "_beam_results") if shared else None
     run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
+    if shared and not is_remote(output_dir):
+        os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
     report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
                                         workers)
     _write_json(FileSystems.join(output_dir, "report.json"), report)
