@@ -43,3 +43,10 @@ def test_beam_flags_need_the_beam_engine(afew, tmp_path, capsys):
     assert "unrecognized arguments: --direct_num_workers=2" in capsys.readouterr().err
     assert main(common + ["--engine", "beam", "--no_such_flag"]) == 2
     assert "--no_such_flag" in capsys.readouterr().err
+
+
+def test_a_cluster_runner_needs_a_shared_temp_location(afew, tmp_path, capsys):
+    args = ["afewva", "--root", str(afew), "--output", str(tmp_path / "o"), "--folds", "3", "--engine", "beam",
+            "--runner=FlinkRunner"]
+    assert main(args) == 2
+    assert "--temp_location is needed" in capsys.readouterr().err
