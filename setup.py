@@ -23,6 +23,8 @@ _REQUIRES = [
     "matplotlib>=3.8",
 ]
 
+_BEAM = ["apache-beam>=2.77"]
+
 setuptools.setup(
     name="affnet",
     version="0.1.0",
@@ -37,9 +39,14 @@ setuptools.setup(
         # code evaluate on CPU; `pip install affnet[cuda]` pulls the CUDA build.
         "cpu": ["tensorflow-cpu>=2.16"],
         "cuda": ["tensorflow[and-cuda]>=2.16"],
+        # Preprocessing beyond one machine (`data_pipeline.beam_preprocess`).
+        # apache-beam 2.77 pins protobuf<7, pillow<13, python-dateutil<3: pip
+        # resolves protobuf 6.33, inside TF 2.21's range (>=6.31.1, <8).
+        "beam": _BEAM,
         # scikit-image ships the real face photo (`skimage.data.astronaut`)
-        # that the detection, preprocessing and adapter tests run on.
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"],
+        # that the detection, preprocessing and adapter tests run on; Beam so
+        # that CI runs the Beam pipeline tests.
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"] + _BEAM,
     },
     entry_points={
         "console_scripts": [

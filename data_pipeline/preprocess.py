@@ -426,9 +426,17 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
             progress.flush()
 
     run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
+    report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers)
+    with open(os.path.join(output_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    return report
+
+
+def assemble_report(input_path: str, inputs: List[str], entries: List[Dict[str, Any]],
+                    options: PreprocessOptions, seconds: float, workers: Optional[int]) -> Dict[str, Any]:
+    """report.json of a run: `entries` (one per input, any order) in `inputs` order, and totals."""
     order = {path: i for i, path in enumerate(inputs)}
     entries.sort(key=lambda e: order[e["input"]])
-    seconds = time.perf_counter() - start
     done_now = [e for e in entries if e["status"] in ("ok", "empty")]
     decoded_now = sum(e.get("frames_decoded", 0) for e in done_now)
     totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
@@ -449,8 +457,6 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
             "audio_seconds": round(sum(a.get("seconds", 0.0) for a in audio_entries), 3),
         })
     report = {"input": input_path, "options": dataclasses.asdict(options), "inputs": entries, "totals": totals}
-    with open(os.path.join(output_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
     return report
 
 

@@ -2,14 +2,18 @@
 
   python -m data_pipeline.adapters <dataset> --root R --output DIR [--workers N]
       [--splits train,validation] [--landmarks auto|dlib|none] [preprocess options]
-      [dataset options, see --help of each dataset]
+      [dataset options, see --help of each dataset] [--engine local|beam [Beam pipeline options]]
 
 Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes
 DIR/<split>/<video_id>.tfrecord and DIR/manifest.json (`common.write_items`).
+`--engine beam` runs the per-video work as an Apache Beam pipeline
+(`data_pipeline.beam_preprocess.run_tasks`; DirectRunner with --workers
+processes unless --runner says otherwise); any other flag is then Beam's.
 """
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 from typing import List, Optional
@@ -38,6 +42,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="the dataset's folder as published")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--engine", choices=("local", "beam"), default="local",
+                        help="local process pool, or an Apache Beam pipeline (pip install affnet[beam])")
     parser.add_argument("--splits", default="", help="comma-separated splits to write (default all)")
     parser.add_argument("--landmarks", choices=common.LANDMARK_MODES, default="auto",
                         help="for shipped frames: dataset landmarks, else dlib (auto); dlib only; no dlib")
@@ -65,13 +71,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """CLI; 0 if any video was written (or already was), 1 if none, 2 on a usage or layout error."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, pipeline_args = parser.parse_known_args(argv)
+    if pipeline_args and args.engine != "beam":
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)}")
     fields = {f.name for f in dataclasses.fields(preprocess.PreprocessOptions)}
     try:
         options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
         adapter = ADAPTERS[args.dataset].from_args(args)
+        run_tasks = preprocess.run_tasks
+        if args.engine == "beam":
+            # Lazy: apache-beam is an optional dependency (the `beam` extra).
+            from data_pipeline import beam_preprocess
+
+            beam_preprocess.pipeline_options(pipeline_args, args.workers)  # Unknown flags: usage error.
+            run_tasks = functools.partial(beam_preprocess.run_tasks, pipeline_args=pipeline_args)
         manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
-                                 [s for s in args.splits.split(",") if s])
+                                 [s for s in args.splits.split(",") if s], run_tasks=run_tasks)
     except (ValueError, FileNotFoundError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

@@ -349,8 +349,12 @@ def _write_task(task):
 def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
-                progress=sys.stderr) -> Dict[str, Any]:
-    """Check subject independence, write every item, and write DIR/manifest.json."""
+                progress=sys.stderr, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
+    """Check subject independence, write every item, and write DIR/manifest.json.
+
+    `run_tasks`: `preprocess.run_tasks` (a process pool) or a function of the
+    same signature, e.g. `beam_preprocess.run_tasks` bound to pipeline options.
+    """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     if landmarks not in LANDMARK_MODES:
@@ -371,7 +375,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {entry['video_id']}: {detail}\n")
             progress.flush()
 
-    preprocess.run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
+    run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
     totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
@@ -396,7 +400,7 @@ class Adapter:
     def write(self, root: str, output_dir: str,
               options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
               workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
-              progress=sys.stderr) -> Dict[str, Any]:
+              progress=sys.stderr, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
         """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
         items = self.discover(root)
         if only_splits:
@@ -404,7 +408,7 @@ class Adapter:
             if unknown:
                 raise ValueError(f"{root}: no {self.name} videos in splits {sorted(unknown)}")
             items = [item for item in items if item.split in only_splits]
-        return write_items(items, output_dir, options, workers, landmarks, self.name, progress)
+        return write_items(items, output_dir, options, workers, landmarks, self.name, progress, run_tasks)
 
 
 # ---------------------------------------------------------------- file helpers
