@@ -55,7 +55,7 @@ def file_au_names(files: Sequence[str]):
     """AU names in the context of the first record found (all records of one dataset share them)."""
     for path in files:
         for serialized in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
-            context, _ = tf.io.parse_single_sequence_example(serialized, context_features=schema.CONTEXT_SPEC)
+            context, _ = tf.io.parse_single_sequence_example(serialized, context_features=schema.context_spec())
             return tuple(n.decode() for n in tf.sparse.to_dense(context[schema.AU_NAMES]).numpy())
     raise ValueError(f"no records in any of {list(files)!r}")
 

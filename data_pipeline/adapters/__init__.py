@@ -8,13 +8,12 @@ Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes
 DIR/<split>/<video_id>.tfrecord and DIR/manifest.json (`common.write_items`).
 """
 
-import argparse
 import dataclasses
 import json
 import sys
 from typing import List, Optional
 
-from data_pipeline import align, detect, preprocess
+from data_pipeline import align, cli, detect, preprocess
 from data_pipeline.adapters import common
 from data_pipeline.adapters.affwild import AffWildAdapter
 from data_pipeline.adapters.affwild2 import AffWild2Adapter
@@ -33,7 +32,7 @@ def get(name: str, **kwargs) -> Adapter:
     return ADAPTERS[name](**kwargs)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: cli.ArgumentParser) -> None:
     defaults = preprocess.PreprocessOptions()
     parser.add_argument("--root", required=True, help="the dataset's folder as published")
     parser.add_argument("--output", required=True, help="output folder")
@@ -52,8 +51,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gzip", action="store_true")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.adapters", description=__doc__.split("\n")[0])
+def _parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(prog="python -m data_pipeline.adapters", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
     for name, cls in ADAPTERS.items():
         child = sub.add_parser(name, help=(cls.__doc__ or "").split("\n")[0])
