@@ -78,6 +78,8 @@ _CATEGORICAL_CLASSES = flags.DEFINE_integer("categorical_classes", 7, "Classes o
                                             "RAF-DB compound expressions for [FBN]'s few-shot path.")
 _INIT_STREAMS = flags.DEFINE_string("init_streams", "", "[FBN] A/V-MT-VGG-GRU: visual=<workdir>,audio=<workdir> "
                                     "of single-stream MT-VGG-GRU runs.")
+_SKIP_CORRUPT_SHARDS = flags.DEFINE_bool("skip_corrupt_shards", False, "Leave out corrupt, truncated or foreign "
+                                         "shards (logged, and counted in TensorBoard) instead of stopping.")
 _UTTERANCE_LEVEL = flags.DEFINE_enum("utterance_level", "auto", ("auto", "true", "false"),
                                      "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.")
 
@@ -101,7 +103,8 @@ def config_from_flags() -> config_lib.TrainConfig:
         task_data=config_lib.parse_overrides(_TASK_DATA.value),
         task_batch_sizes=config_lib.parse_overrides(_TASK_BATCH_SIZES.value), categorical=_CATEGORICAL.value,
         categorical_classes=_CATEGORICAL_CLASSES.value,
-        init_streams=config_lib.parse_overrides(_INIT_STREAMS.value))
+        init_streams=config_lib.parse_overrides(_INIT_STREAMS.value),
+        skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value)
 
 
 def train_and_report(config: config_lib.TrainConfig) -> dict:

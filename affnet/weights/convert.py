@@ -30,8 +30,11 @@ import os
 import sys
 from typing import Dict, Mapping, Optional
 
-from affnet import models
 from data_pipeline import cli
+
+cli.import_tensorflow_quietly()  # First: the CLI must not print TensorFlow's start-up lines.
+
+from affnet import models  # noqa: E402
 from affnet.weights import keras_h5, tf1_checkpoint
 
 FORMATS = ("tf1", "vggface_h5", "imagenet_h5")

@@ -49,6 +49,10 @@ def _add_common(parser: cli.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=defaults.fps, help="raw-video resampling, 0 keeps the source")
     parser.add_argument("--image_format", choices=preprocess.IMAGE_FORMATS, default=defaults.image_format)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--max_label_gap", type=int, default=common.DEFAULT_MAX_LABEL_GAP,
+                        help="most frames a label file may differ from its video by (more fails that video)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs made with other options (default: refuse such a run)")
 
 
 def _parser() -> cli.ArgumentParser:
@@ -66,16 +70,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     fields = {f.name for f in dataclasses.fields(preprocess.PreprocessOptions)}
-    try:
-        options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
-        adapter = ADAPTERS[args.dataset].from_args(args)
-        manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
-                                 [s for s in args.splits.split(",") if s])
-    except (ValueError, FileNotFoundError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+    options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    adapter = ADAPTERS[args.dataset].from_args(args)
+    # User mistakes raise ValueError / FileNotFoundError: `cli.run` prints one line and exits 2.
+    manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
+                             [s for s in args.splits.split(",") if s], max_label_gap=args.max_label_gap,
+                             overwrite=args.overwrite)
     sys.stderr.write(json.dumps(manifest["totals"]) + "\n")
-    done = [e for e in manifest["videos"] if e["status"] == "ok" or e.get("previous_status") == "ok"]
+    done = [e for e in manifest["videos"] if e["status"] in preprocess.DONE
+            or e.get("previous_status") in preprocess.DONE]
     return 0 if done else 1
 
 

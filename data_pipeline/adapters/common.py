@@ -83,6 +83,7 @@ class VideoItem:
     face: str = ""
     source_path: str = ""
     info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str = ""  # Set when the item's labels could not be read: it is reported failed, the others go on.
 
     def __post_init__(self):
         if (self.video_path is None) == (self.frame_files is None):
@@ -327,31 +328,89 @@ def write_tfrecord(path: str, records: Sequence[schema.VideoRecord],
     os.replace(path + ".tmp", path)
 
 
+DEFAULT_MAX_LABEL_GAP = 15  # Frames (0.5 s at 30 fps): releases differ by a few frames; more is another video.
+
+
+def source_frame_count(item: VideoItem) -> int:
+    """Source frames of an item: the shipped frames' highest number + 1, or the video stream's frame count."""
+    if item.frame_files is not None:
+        return int(item.frame_index.max()) + 1 if len(item.frame_index) else 0
+    import av
+
+    try:
+        with av.open(item.video_path) as container:
+            count = int(container.streams.video[0].frames or 0)
+    except (av.error.FFmpegError, IndexError) as error:
+        raise decode.DecodeError(f"{item.video_path}: cannot read the video stream ({error})") from error
+    return count or len(source_frame_times(item.video_path)) - 1
+
+
+def label_gap(item: VideoItem, max_label_gap: int) -> Tuple[Dict[str, int], str]:
+    """({label_rows, source_frames, frames_without_label_row, label_rows_without_frame}, refusal or "")."""
+    if item.labels is None or not item.labels.num_frames:
+        return {}, ""
+    rows, frames = item.labels.num_frames, source_frame_count(item)
+    counts = {"label_rows": rows, "source_frames": frames, "frames_without_label_row": max(frames - rows, 0),
+              "label_rows_without_frame": max(rows - frames, 0)}
+    if abs(frames - rows) <= max_label_gap:
+        return counts, ""
+    files = ", ".join(item.info.get("label_files", ())) or item.video_id
+    return counts, (f"{files}: {rows} label rows for the {frames} frames of {item.video_id} "
+                    f"(gap {abs(frames - rows)} > --max_label_gap {max_label_gap}); fix the file or raise "
+                    f"--max_label_gap")
+
+
+def _made_with(options: preprocess.PreprocessOptions, landmarks: str) -> Dict[str, Any]:
+    return {**dataclasses.asdict(options), "landmarks": landmarks}
+
+
 def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions,
-               landmarks: str = "auto") -> Dict[str, Any]:
-    """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error)."""
+               landmarks: str = "auto", max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+               overwrite: bool = False) -> Dict[str, Any]:
+    """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error).
+
+    Failed without processing: an item whose labels could not be read
+    (`item.error`, naming the file and line), or whose label rows and source
+    frames differ by more than `max_label_gap` (counts always in the entry).
+    An output made with other options is skipped only when they match; else
+    it is redone with `overwrite`, kept and reported failed without.
+    """
     target = output_path(item, output_dir, options)
     entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
+    made = _made_with(options, landmarks)
     if os.path.exists(target):
-        try:
-            with open(target + ".json") as f:
-                previous = json.load(f)
-        except (OSError, ValueError):
-            previous = {}
-        return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        previous = preprocess.read_sidecar(target)
+        changes = preprocess.option_changes(previous.get("options"), made)
+        if not changes:
+            return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        if not overwrite:
+            return {**previous, **entry, "status": "failed", "previous_status": previous.get("status", "ok"),
+                    "error": f"{target}: made with other options ({preprocess.describe_changes(changes)}); "
+                             f"kept, pass --overwrite to redo it"}
+    if item.error:
+        return {**entry, "status": "failed", "error": item.error, "frames_written": 0}
     try:
-        records, report = item_records(item, options, landmarks)
+        gap, refusal = label_gap(item, max_label_gap)
+        entry.update(gap)
+        if refusal:
+            return {**entry, "status": "failed", "error": refusal, "frames_written": 0}
+        with decode.collect_truncations() as truncations:
+            records, report = item_records(item, options, landmarks)
     except Exception as error:  # One bad video must not stop the others.
         source = entry["source"]
         message = str(error) if source in str(error) else f"{source}: {type(error).__name__}: {error}"
         return {**entry, "status": "failed", "error": message, "frames_written": 0}
     entry.update(report)
+    entry["options"] = made
     entry["status"] = "ok" if report["frames_written"] else "empty"
+    if truncations and report["frames_written"]:
+        entry["status"] = "truncated"
+        entry["truncation"] = truncations[0].report()
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target + ".json.tmp", "w") as f:
+    write_tfrecord(target, records, options)
+    with open(target + ".json.tmp", "w") as f:  # After the records: the sidecar marks them finished.
         json.dump(entry, f, indent=1)
     os.replace(target + ".json.tmp", target + ".json")
-    write_tfrecord(target, records, options)
     return entry
 
 
@@ -359,11 +418,45 @@ def _write_task(task):
     return write_item(*task)
 
 
+def _previous_manifest(output_dir: str) -> Dict[str, Any]:
+    path = os.path.join(output_dir, splits.MANIFEST)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable manifest ({error}); move it away to start a new one") from None
+
+
+def check_rerun(items, output_dir: str, options: preprocess.PreprocessOptions, landmarks: str,
+                previous: Dict[str, Any]) -> None:
+    """Refuse (ValueError) a run whose options differ from those that made existing outputs."""
+    made = _made_with(options, landmarks)
+    fallback = {**previous["options"], "landmarks": previous.get("landmarks")} if previous.get("options") else None
+    clashes = []
+    for item in items:
+        target = output_path(item, output_dir, options)
+        if os.path.exists(target):
+            changes = preprocess.option_changes(preprocess.read_sidecar(target).get("options", fallback), made)
+            if changes:
+                clashes.append((target, changes))
+    if clashes:
+        target, changes = clashes[0]
+        raise ValueError(f"{output_dir}: {len(clashes)} output(s) were made with other options "
+                         f"({preprocess.describe_changes(changes)}; e.g. {target}); rerun with the same options, "
+                         f"use a new --output, or pass --overwrite to redo them")
+
+
 def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
-                progress=sys.stderr) -> Dict[str, Any]:
-    """Check subject independence, write every item, and write DIR/manifest.json."""
+                progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+                overwrite: bool = False) -> Dict[str, Any]:
+    """Check subject independence and earlier options, write every item, and write DIR/manifest.json
+    (merged per video: a run on some splits keeps the other videos' entries)."""
+    if max_label_gap < 0:
+        raise ValueError(f"max_label_gap must be >= 0, got {max_label_gap!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     if landmarks not in LANDMARK_MODES:
@@ -372,9 +465,12 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
     subjects = splits.check_subject_independent(items)
+    previous = _previous_manifest(output_dir)
+    if not overwrite:
+        check_rerun(items, output_dir, options, landmarks, previous)
     os.makedirs(output_dir, exist_ok=True)
     start = time.perf_counter()
-    tasks = [(item, output_dir, options, landmarks) for item in items]
+    tasks = [(item, output_dir, options, landmarks, max_label_gap, overwrite) for item in items]
     entries = []
 
     def show(entry):
@@ -387,11 +483,18 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     preprocess.run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
-    totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
+    totals = {status: sum(e["status"] == status for e in entries)
+              for status in ("ok", "truncated", "skipped", "empty", "failed")}
     totals.update({"videos": len(entries), "frames_written": sum(e.get("frames_written", 0) for e in entries),
                    "seconds": round(time.perf_counter() - start, 3), "workers": workers})
+    written = {(e["split"], e["video_id"]) for e in entries}
+    kept = [e for e in previous.get("videos", []) if (e.get("split"), e.get("video_id")) not in written]
+    merged_subjects = {split: sorted(set(previous.get("subjects", {}).get(split, [])) | set(names))
+                       for split, names in subjects.items()}
+    for split, names in previous.get("subjects", {}).items():
+        merged_subjects.setdefault(split, names)
     manifest = {"dataset": dataset, "options": dataclasses.asdict(options), "landmarks": landmarks,
-                "subjects": subjects, "totals": totals, "videos": entries}
+                "subjects": merged_subjects, "totals": totals, "videos": kept + entries}
     with open(os.path.join(output_dir, splits.MANIFEST + ".tmp"), "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(os.path.join(output_dir, splits.MANIFEST + ".tmp"), os.path.join(output_dir, splits.MANIFEST))
@@ -409,7 +512,8 @@ class Adapter:
     def write(self, root: str, output_dir: str,
               options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
               workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
-              progress=sys.stderr) -> Dict[str, Any]:
+              progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+              overwrite: bool = False) -> Dict[str, Any]:
         """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
         items = self.discover(root)
         if only_splits:
@@ -417,7 +521,8 @@ class Adapter:
             if unknown:
                 raise ValueError(f"{root}: no {self.name} videos in splits {sorted(unknown)}")
             items = [item for item in items if item.split in only_splits]
-        return write_items(items, output_dir, options, workers, landmarks, self.name, progress)
+        return write_items(items, output_dir, options, workers, landmarks, self.name, progress, max_label_gap,
+                           overwrite)
 
 
 # ---------------------------------------------------------------- file helpers
