@@ -43,7 +43,8 @@ def import_tensorflow_quietly():
     A no-op when TensorFlow is already imported or TF_CPP_MIN_LOG_LEVEL is 0
     (the user asked for its logs).
     """
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+    silence_tensorflow()
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return importlib.import_module("tensorflow")
     import tempfile
 

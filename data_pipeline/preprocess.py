@@ -466,7 +466,7 @@ def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_rep
     made = _options_record(options)
     fallback = previous_report.get("options")
     clashes = []
-    for _, relative, _, _ in tasks:
+    for _, relative, *_ in tasks:
         target = output_path(relative, output_dir, options)
         if os.path.exists(target):
             changes = option_changes(read_sidecar(target).get("options", fallback), made)
