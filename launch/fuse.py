@@ -46,7 +46,6 @@ import _paths  # noqa: E402
 
 _paths.ensure_importable()
 import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 

@@ -275,3 +275,15 @@ def test_skip_corrupt_shards_trains_on_the_rest(shards, tmp_path):
     assert "skip_corrupt_shards: 1 shard(s) left out" in result.stdout + result.stderr
     assert str(victim) in result.stdout + result.stderr
     assert (tmp_path / "run" / "checkpoints").is_dir()
+    assert _scalar(tmp_path / "run" / "train", "skipped_corrupt_shards") == 1.0  # The count in TensorBoard.
+
+
+def _scalar(log_dir, tag):
+    import tensorflow as tf
+
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    return float(tf.make_ndarray(value.tensor))
+    return None
