@@ -489,8 +489,8 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
     """`on_result(function(task))` for every task, in this process or in a pool
     of `workers` processes (results in completion order).
 
-    forkserver: workers fork from a fresh server that has imported `preload`
-    (TensorFlow import is ~5 s) but never run a TF op or loaded dlib models,
+    forkserver: workers fork from a fresh server that has imported TensorFlow
+    (`tensorflow_preload`, ~5 s) and `preload` but never run a TF op or loaded dlib models,
     neither of which is fork-safe once initialised in this process.
     `function` must be a module-level function of `preload`.
     """
@@ -499,7 +499,7 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
             on_result(function(task))
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([preload])
+    context.set_forkserver_preload(["data_pipeline.tensorflow_preload", preload])
     with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)
