@@ -37,7 +37,8 @@ def main():
                                 text=True, cwd=ROOT, env=env)
         results[" ".join(command)] = {
             "seconds_median": round(statistics.median(seconds), 3), "exit_code": done.returncode,
-            "imports_tensorflow": any(line.rstrip().endswith("| tensorflow") for line in traced.stderr.splitlines()),
+            "imports_tensorflow": any(line.split("|")[-1].strip() == "tensorflow"
+                                      for line in traced.stderr.splitlines() if "|" in line),
             "stderr_lines": len(done.stderr.splitlines())}
     print(json.dumps({"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
                       "repeats": args.repeats, "commands": results}, indent=1))
