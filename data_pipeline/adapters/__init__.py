@@ -2,6 +2,7 @@
 
   python -m data_pipeline.adapters <dataset> --root R --output DIR [--workers N]
       [--splits train,validation] [--landmarks auto|dlib|none] [preprocess options]
+      [--max_label_gap 15] [--overwrite]
       [dataset options, see --help of each dataset]
 
 Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes

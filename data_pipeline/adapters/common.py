@@ -11,6 +11,16 @@ track segment) with `<output>.json` beside it, and `DIR/manifest.json`
 listing every item (read by `splits.check_subject_independent`). Outputs are
 written under a temporary name and renamed, so a re-run skips finished items.
 
+Faults stay with their video: an item whose label file does not parse
+(`VideoItem.error`: file and line), or whose label rows and source frames
+differ by more than `max_label_gap` frames, is reported "failed" and the
+others are written; every entry counts `label_rows`, `source_frames`,
+`frames_without_label_row`, `label_rows_without_frame`. A truncated video
+keeps its decodable frames ("truncated"). Each `<output>.json` records the
+options that made the output; a re-run with other options is refused unless
+`overwrite` redoes those outputs. manifest.json is merged per video, so a
+run on some splits keeps the other videos' entries.
+
 Shipped frames ([AW] Sec. 3.3 drops frames without a face or landmarks):
   * full frames with dataset landmarks (AFEW-VA) are aligned with them
     (`align.align_face`, 5-anchor similarity/affine as for raw videos);
