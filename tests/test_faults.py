@@ -269,6 +269,9 @@ def test_bad_shard_is_named_in_one_line(shards, tmp_path, damage, expected):
 @pytest.mark.slow
 def test_skip_corrupt_shards_trains_on_the_rest(shards, tmp_path):
     data, victim = _corrupted(shards, tmp_path, _flip_byte)
+    stopped = run("launch/train.py", *TINY, f"--data={data}", f"--workdir={tmp_path / 'run'}")
+    assert_user_error(stopped, str(victim))
+    # The same workdir resumes with the flag: skipping shards is not another configuration.
     result = run("launch/train.py", *TINY, f"--data={data}", f"--workdir={tmp_path / 'run'}",
                  "--skip_corrupt_shards")
     assert result.returncode == 0, result.stderr

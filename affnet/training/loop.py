@@ -44,7 +44,11 @@ def _prepare_workdir(config: TrainConfig, chief: bool):
     """Write flags.json, or check that a resumed run keeps the saved settings."""
     path = os.path.join(config.workdir, config_lib.FLAGS_FILE)
     if os.path.exists(path):
-        changed = config_lib.differences(config_lib.load(config.workdir), config)
+        saved = config_lib.load(config.workdir)
+        # Skipping unreadable shards changes no setting of the run: a run stopped by a
+        # corrupt shard resumes with --skip_corrupt_shards.
+        saved = saved.replace(skip_corrupt_shards=config.skip_corrupt_shards)
+        changed = config_lib.differences(saved, config)
         if changed:
             raise ValueError(f"{path} holds another configuration; changed settings {changed}. "
                              f"Use a new --workdir, or the saved flags to resume.")
