@@ -27,7 +27,6 @@ library code, and absl flags are defined only in `launch/` (STYLE.md).
 
 import ast
 import os
-import sys
 from typing import Dict, Mapping, Optional
 
 from data_pipeline import cli
