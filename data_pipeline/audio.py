@@ -38,15 +38,17 @@ first decoded video frame, the origin of `decode.Frame.time`, so audio and
 frames share one clock even when the streams start at different times.
 """
 
+from __future__ import annotations  # `-> tf.Tensor` must not import TensorFlow.
+
 import dataclasses
 import math
 import os
 from typing import Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 from data_pipeline import decode
+from data_pipeline.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
 
 SAMPLE_RATE = 44100  # [FBN] Sec. IV.
 SCALES = ("mel", "linear")

@@ -42,7 +42,7 @@ from apache_beam.options import pipeline_options as pipeline_options_module
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
-from data_pipeline import decode, preprocess
+from data_pipeline import decode, preprocess, schema
 
 _GLOB_CHARACTERS = "*?["
 
@@ -142,7 +142,7 @@ def _commit(local: str, destination: str) -> None:
 
 
 def _process_file_staged(source: str, relative: str, output_dir: str,
-                         options: preprocess.PreprocessOptions) -> Dict[str, Any]:
+                         options: preprocess.PreprocessOptions, overwrite: bool = False) -> Dict[str, Any]:
     """`preprocess.process_file` for a remote input or output, through a local staging folder."""
     target = preprocess.output_path(relative, output_dir, options)
     stage = tempfile.mkdtemp(prefix="affnet_beam_")
@@ -156,25 +156,26 @@ def _process_file_staged(source: str, relative: str, output_dir: str,
         local_target = preprocess.output_path(relative, local_dir, options)
         if FileSystems.exists(target):  # Finished earlier: let process_file decide on its report.
             os.makedirs(os.path.dirname(local_target), exist_ok=True)
-            if FileSystems.exists(target + ".json"):
-                _copy(target + ".json", local_target + ".json")
+            if FileSystems.exists(schema.side_report_path(target)):
+                _copy(schema.side_report_path(target), schema.side_report_path(local_target))
             open(local_target, "wb").close()
-        entry = preprocess.process_file(local_source, relative, local_dir, options)
+        entry = preprocess.process_file(local_source, relative, local_dir, options, overwrite)
         entry = json.loads(json.dumps(entry).replace(json.dumps(local_source)[1:-1], json.dumps(source)[1:-1]))
         entry.update(input=source, output=target)
-        if entry["status"] in ("ok", "empty"):
-            with open(local_target + ".json", "w") as f:
+        if entry["status"] in preprocess.DONE + ("empty",) and "previous_status" not in entry:
+            with open(schema.side_report_path(local_target), "w") as f:
                 json.dump(entry, f, indent=1)
-            _commit(local_target + ".json", target + ".json")
+            # The shard first, then its report (the report marks the shard finished).
             _commit(local_target, target)
+            _commit(schema.side_report_path(local_target), schema.side_report_path(target))
         return entry
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
 def process_task(task) -> Dict[str, Any]:
-    """One (source, relative, output_dir, options) task of `preprocess.preprocess` -> its report entry."""
-    source, _, output_dir, _ = task
+    """One (source, relative, output_dir, options, overwrite) task of `preprocess.preprocess` -> its entry."""
+    source, _, output_dir = task[:3]
     if is_remote(source) or is_remote(output_dir):
         return _process_file_staged(*task)
     return preprocess.process_file(*task)
@@ -252,14 +253,23 @@ def _write_json(path: str, value) -> None:
 def beam_preprocess(input_pattern: str, output_dir: str,
                     options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                     workers: Optional[int] = None, pipeline_args: Sequence[str] = (),
-                    progress=sys.stderr) -> Dict[str, Any]:
-    """`preprocess.preprocess` as a Beam pipeline; returns and writes DIR/report.json."""
+                    progress=sys.stderr, overwrite: bool = False) -> Dict[str, Any]:
+    """`preprocess.preprocess` as a Beam pipeline; returns and writes DIR/report.json.
+
+    The same checks as the local tool before anything runs (no media file; outputs made with
+    other options, unless `overwrite`) and the same report.json, merged per input."""
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     inputs, root = list_inputs(input_pattern)
+    if not inputs:
+        raise ValueError(f"{input_pattern}: no video or image files match")
     tasks = [(path, os.path.relpath(path, root) if not is_remote(path) else path[len(root):].lstrip("/"),
-              output_dir, options) for path in inputs]
+              output_dir, options, overwrite) for path in inputs]
+    # Earlier runs' report (read where the local tool can; a remote output starts a new one).
+    previous_report = {} if is_remote(output_dir) else preprocess.read_report(output_dir)
+    if not overwrite and not is_remote(output_dir):
+        preprocess.check_rerun(tasks, output_dir, options, previous_report)
     if not FileSystems.exists(output_dir):
         FileSystems.mkdirs(output_dir)
     start = time.perf_counter()
@@ -271,7 +281,7 @@ def beam_preprocess(input_pattern: str, output_dir: str,
     if shared and not is_remote(output_dir):
         os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
     report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
-                                        workers)
+                                        workers, previous_report.get("inputs", []))
     _write_json(FileSystems.join(output_dir, "report.json"), report)
     if progress is not None:
         for k, entry in enumerate(report["inputs"]):
@@ -298,10 +308,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"error: {error}\n")
         return 2
-    report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args)
+    report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args,
+                             overwrite=args.overwrite)
     sys.stderr.write(json.dumps(report["totals"]) + "\n")
     produced = [e for e in report["inputs"]
-                if e["status"] == "ok" or (e["status"] == "skipped" and e["previous_status"] == "ok")]
+                if e["status"] in preprocess.DONE
+                or (e["status"] == "skipped" and e.get("previous_status") in preprocess.DONE)]
     return 0 if produced else 1
 
 

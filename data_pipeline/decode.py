@@ -11,12 +11,17 @@ down-sampling skips them; every output frame keeps its source index, so labels
 indexed by source frame stay attached. All time arithmetic is exact (Fraction).
 
 PyAV (FFmpeg) is the decoder; OpenCV is the fallback when PyAV cannot open the
-file. Any failure raises `DecodeError` naming the file and the problem.
+file. A failure before the first frame raises `DecodeError` naming the file
+and the problem. A video that stops decoding part way (a truncated or
+damaged file) keeps the frames decoded so far: the stream just ends and a
+`TruncatedVideo` warning says where (`collect_truncations` gathers them).
 """
 
+import contextlib
 import dataclasses
 import fractions
 import os
+import warnings
 from typing import Iterator, Optional
 
 import cv2
@@ -28,6 +33,30 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 class DecodeError(RuntimeError):
     """A file could not be decoded; the message names the file and the problem."""
+
+
+class TruncatedVideo(UserWarning):
+    """A video stopped decoding after `frames` source frames (`reason` says why)."""
+
+    def __init__(self, path: str, frames: int, reason: str):
+        super().__init__(f"{path}: truncated after {frames} decodable frames ({reason})")
+        self.path, self.frames, self.reason = path, frames, reason
+
+    def report(self) -> dict:
+        return {"source_frames_decoded": self.frames, "reason": self.reason}
+
+
+@contextlib.contextmanager
+def collect_truncations():
+    """`with collect_truncations() as found:` -> the `TruncatedVideo` warnings raised inside, in order."""
+    found = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncatedVideo)
+        yield found
+        found.extend(w.message for w in caught if isinstance(w.message, TruncatedVideo))
+    for w in caught:  # Other warnings go on as usual.
+        if not isinstance(w.message, TruncatedVideo):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,8 +203,9 @@ def _video_frames(path: str):
             produced += 1
             yield item
     except DecodeError as error:
-        if produced:
-            raise
+        if produced:  # Keep what decoded: the frames before the damage are good.
+            warnings.warn(TruncatedVideo(path, produced, str(error).replace(f"{path}: ", "", 1)), stacklevel=2)
+            return
         pyav_error = error
     if produced:
         return

@@ -21,13 +21,14 @@ Elements are `(features, labels)`:
   int64, "video_id" (B,) string}. Masks already include `valid`.
 """
 
+import logging
 import os
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import schema, transforms
+from data_pipeline import schema, shards, transforms
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 256
@@ -54,17 +55,32 @@ def list_files(data: str, split: str):
     return files
 
 
-def compression_of(path: str) -> str:
-    return schema.shard_compression(path)
+compression_of = shards.compression_of
 
 
 def file_au_names(files: Sequence[str]):
     """AU names in the context of the first record found (all records of one dataset share them)."""
     for path in files:
-        for serialized in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
-            context, _ = tf.io.parse_single_sequence_example(serialized, context_features=schema.CONTEXT_SPEC)
-            return tuple(n.decode() for n in tf.sparse.to_dense(context[schema.AU_NAMES]).numpy())
+        try:
+            for serialized in tf.data.TFRecordDataset(path, compression_type=compression_of(path)).take(1):
+                context, _ = tf.io.parse_single_sequence_example(serialized, context_features=schema.context_spec(),
+                                                                 example_name=path)
+                return tuple(n.decode() for n in tf.sparse.to_dense(context[schema.AU_NAMES]).numpy())
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            raise (shards.explain([path], error) or error) from None
     raise ValueError(f"no records in any of {list(files)!r}")
+
+
+def usable_files(files: Sequence[str], split: str) -> Sequence[str]:
+    """`files` without the shards `shards.problem` rejects, each skipped one logged (skip_corrupt_shards)."""
+    good, bad = shards.partition(files)
+    for line in bad:
+        logging.warning("skipping corrupt shard: %s", line)
+    if bad:
+        logging.warning("skipped %d of %d shards of split %r (skip_corrupt_shards)", len(bad), len(files), split)
+    if not good:
+        raise ValueError(f"every shard of split {split!r} is unreadable; first: {bad[0]}")
+    return good
 
 
 def _records(files, training, seed, input_context, deterministic):
@@ -127,7 +143,7 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
                  seed: Optional[int] = None, image_size: int = 96, au_names: Optional[Sequence[str]] = None,
                  spectrogram_dim: int = 0, oversample=False, repeat: Optional[bool] = None,
                  input_context: Optional[tf.distribute.InputContext] = None,
-                 deterministic: Optional[bool] = None) -> tf.data.Dataset:
+                 deterministic: Optional[bool] = None, skip_corrupt_shards: bool = False) -> tf.data.Dataset:
     """Batches of `seq_len`-frame windows of `split` (see the module docstring for the element).
 
     training: default `split == "train"`; shuffles files and windows, repeats
@@ -145,6 +161,9 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
       pass over the split to count windows per quadrant.
     deterministic: default True when a seed is given or at evaluation; the
       same seed then gives the same batches.
+    skip_corrupt_shards: read every shard once first (`data_pipeline.shards`)
+      and leave out corrupt, truncated or foreign ones, logging each and the
+      count. Off: a bad shard stops the reader; `shards.explain` names it.
     """
     training = (split == "train") if training is None else bool(training)
     repeat = training if repeat is None else bool(repeat)
@@ -159,6 +178,8 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
     if deterministic is None:
         deterministic = seed is not None or not training
     files = list_files(data, split)
+    if skip_corrupt_shards:
+        files = usable_files(files, split)
     file_aus = file_au_names(files)
     au_names = tuple(file_aus if au_names is None else au_names)
     if input_context is not None:

@@ -11,10 +11,16 @@ Output, one file per input under DIR, named after the input's path relative to
 PATH (`sub/a.mp4` -> `DIR/sub/a.mp4.tfrecord`, `.tfrecord.gz` with --gzip):
 one `schema` SequenceExample per written track (and per segment of
 `segment_frames` kept frames). Beside it `<output>.json` holds that input's
-report, and DIR/report.json the whole run's. The output is written to
-`<output>.tmp` and renamed last, so a re-run skips finished inputs and redoes
-interrupted ones. Undecodable inputs are reported and skipped; the exit status
-is non-zero only on a usage error or when no input produced frames.
+report, and DIR/report.json every input's (merged per input across runs: a rerun on a subset
+keeps the other inputs' entries). The output is written to `<output>.tmp` and
+renamed, so a re-run skips finished inputs and redoes interrupted ones. Each
+`<output>.json` records the options that made it; a rerun with other options
+is refused before anything is written (naming the options that changed)
+unless `--overwrite`, which redoes those outputs. Undecodable inputs are
+reported and skipped; a video that ends early keeps its decodable frames and
+is reported "truncated" with the counts. Exit status: 0 when an input has
+frames, 1 when none has, 2 on a user mistake (one line `error: ...`, e.g. a
+folder without media files).
 
 Record ids: the input's relative path without extension; with `--track all`
 each person's track gets `_face<k>` (k = track id in order of appearance);
@@ -33,8 +39,8 @@ an all -1 (silence) spectrogram with `audio.status` "missing" in its report
 (`--audio_missing silence`). Per input the report's "audio" holds the track's
 seconds, start offset, STFT frames and the shares of patch rows that are
 padding or sit at the -1 floor / +1 ceiling of the dB range (to tune it).
-Re-running into an output folder made without --audio skips finished inputs:
-use a new --output when turning audio on.
+Re-running into an output folder made without --audio is refused (other
+options) unless --overwrite.
 
 Usage:
   python -m data_pipeline.preprocess --input PATH --output DIR [--workers N]
@@ -42,10 +48,9 @@ Usage:
       [--alignment similarity|affine] [--track largest|iou|all] [--gzip]
       [--image_format jpeg|png] [--segment_frames N] [--fps 30]
       [--audio] [--audio_context 16] [--audio_bins 64] [--audio_scale mel|linear]
-      [--audio_normalization fixed|per_video] [--audio_missing fail|silence]
+      [--audio_normalization fixed|per_video] [--audio_missing fail|silence] [--overwrite]
 """
 
-import argparse
 import collections
 import dataclasses
 import json
@@ -53,12 +58,12 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from data_pipeline import align, decode, detect, schema
+from data_pipeline import align, cli, decode, detect, schema
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
@@ -331,26 +336,61 @@ def _replace_atomically(path: str, write) -> None:
     os.replace(temp, path)
 
 
-def process_file(source: str, relative: str, output_dir: str, options: PreprocessOptions) -> Dict[str, Any]:
+def _options_record(options: PreprocessOptions) -> Dict[str, Any]:
+    return dataclasses.asdict(options)
+
+
+def read_sidecar(target: str) -> Dict[str, Any]:
+    """The side report of a finished output ({} when absent or unreadable)."""
+    try:
+        with open(schema.side_report_path(target)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def option_changes(made_with: Optional[Dict[str, Any]], options: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
+    """{option: (old, new)} where an output made with `made_with` differs from `options` (None: unknown, {})."""
+    if not made_with:
+        return {}
+    return {key: (made_with.get(key), value) for key, value in options.items()
+            if key in made_with and made_with[key] != value}
+
+
+def describe_changes(changes: Dict[str, Tuple[Any, Any]]) -> str:
+    return ", ".join(f"--{key} {old!r} -> {new!r}" for key, (old, new) in sorted(changes.items()))
+
+
+def process_file(source: str, relative: str, output_dir: str, options: PreprocessOptions,
+                 overwrite: bool = False) -> Dict[str, Any]:
     """Process one input into its output file; never raises for a bad input.
 
-    Returns the input's report: status "ok", "skipped" (finished earlier),
+    Returns the input's report: status "ok", "truncated" (the video ends
+    early: its decodable frames are written, `truncation` says how many of
+    the declared ones), "skipped" (finished earlier with the same options),
     "empty" (decoded but no face written; an empty output marks it done) or
     "failed" (with "error" naming the file and problem; no output, retried on
-    the next run).
+    the next run). The report, with the options that made the output, is
+    written beside it (`schema.side_report_path`). An output made with other options is
+    redone when `overwrite`, else kept and reported "failed" (`preprocess`
+    refuses such a run before starting; this is the per-file guard).
     """
     target = output_path(relative, output_dir, options)
     entry = {"input": source, "output": target}
+    made = _options_record(options)
     if os.path.exists(target):
-        try:
-            with open(schema.side_report_path(target)) as f:
-                previous = json.load(f)
-        except (OSError, ValueError):
-            previous = {}
-        return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        previous = read_sidecar(target)
+        changes = option_changes(previous.get("options"), made)
+        if not changes:
+            return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        if not overwrite:
+            return {**previous, **entry, "status": "failed", "previous_status": previous.get("status", "ok"),
+                    "error": f"{target}: made with other options ({describe_changes(changes)}); kept, "
+                             f"pass --overwrite to redo it"}
     video_id = os.path.splitext(relative)[0].replace(os.sep, "/")
     try:
-        records, report = process_video(source, options, video_id=video_id, source_path=relative)
+        with decode.collect_truncations() as truncations:
+            records, report = process_video(source, options, video_id=video_id, source_path=relative)
     except decode.DecodeError as error:
         failed = {**entry, "status": "failed", "error": str(error), "frames_decoded": 0,
                   "frames_with_face": 0, "frames_written": 0}
@@ -361,7 +401,11 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
         return {**entry, "status": "failed", "error": f"{source}: {type(error).__name__}: {error}",
                 "frames_decoded": 0, "frames_with_face": 0, "frames_written": 0}
     entry.update(report)
+    entry["options"] = made
     entry["status"] = "ok" if report["frames_written"] else "empty"
+    if truncations:
+        entry["status"] = "truncated" if report["frames_written"] else "empty"
+        entry["truncation"] = truncations[0].report()
     if not report["frames_written"]:
         entry["error"] = f"{source}: no face with landmarks in any of {report['frames_decoded']} frames"
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
@@ -370,8 +414,10 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
         with open(path, "w") as f:
             json.dump(entry, f, indent=1)
 
-    _replace_atomically(schema.side_report_path(target), write_json)
+    # Records first, then the side report: a crash in between leaves the old report,
+    # whose other options make the next run redo (or refuse) the output.
     schema.write_shard(target, records, options.image_format)
+    _replace_atomically(schema.side_report_path(target), write_json)
     return entry
 
 
@@ -384,12 +430,55 @@ def _process_task(task):
     return process_file(*task)
 
 
+REPORT = "report.json"
+DONE = ("ok", "truncated")  # Statuses of an input whose frames are in its output.
+
+
+def read_report(output_dir: str) -> Dict[str, Any]:
+    path = os.path.join(output_dir, REPORT)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable report ({error}); move it away to start a new one") from None
+
+
+def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_report: Dict[str, Any]) -> None:
+    """Refuse (ValueError) a run whose options differ from those that made existing outputs.
+
+    An output's own `<output>.json` says how it was made; outputs written
+    before options were recorded per file fall back to report.json's options.
+    """
+    made = _options_record(options)
+    fallback = previous_report.get("options")
+    clashes = []
+    for _, relative, *_ in tasks:
+        target = output_path(relative, output_dir, options)
+        if os.path.exists(target):
+            changes = option_changes(read_sidecar(target).get("options", fallback), made)
+            if changes:
+                clashes.append((target, changes))
+    if clashes:
+        target, changes = clashes[0]
+        raise ValueError(f"{output_dir}: {len(clashes)} output(s) were made with other options "
+                         f"({describe_changes(changes)}; e.g. {target}); rerun with the same options, use a new "
+                         f"--output, or pass --overwrite to redo them")
+
+
+def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per-input report entries: this run's replace the previous run's of the same output; others are kept."""
+    replaced = {e["output"] for e in current}
+    return [e for e in previous if e.get("output") not in replaced] + list(current)
+
+
 def run_tasks(function, tasks, workers: int, preload: str, on_result):
     """`on_result(function(task))` for every task, in this process or in a pool
     of `workers` processes (results in completion order).
 
-    forkserver: workers fork from a fresh server that has imported `preload`
-    (TensorFlow import is ~5 s) but never run a TF op or loaded dlib models,
+    forkserver: workers fork from a fresh server that has imported TensorFlow
+    (`tensorflow_preload`, ~5 s) and `preload` but never run a TF op or loaded dlib models,
     neither of which is fork-safe once initialised in this process.
     `function` must be a module-level function of `preload`.
     """
@@ -398,21 +487,34 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
             on_result(function(task))
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([preload])
+    context.set_forkserver_preload(["data_pipeline.tensorflow_preload", preload])
     with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)
 
 
 def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = PreprocessOptions(),
-               workers: Optional[int] = None, progress=sys.stderr) -> Dict[str, Any]:
-    """Process every input under `input_path` into `output_dir`; returns and writes report.json."""
+               workers: Optional[int] = None, progress=sys.stderr, overwrite: bool = False) -> Dict[str, Any]:
+    """Process every input under `input_path` into `output_dir`; returns and writes report.json.
+
+    Raises ValueError before writing anything when `input_path` holds no
+    media file, or (unless `overwrite`) when existing outputs were made with
+    other options. report.json is merged per input: inputs of earlier runs
+    that this run does not touch keep their entries (`inputs`); `totals`
+    count this run's inputs.
+    """
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     inputs = decode.list_inputs(input_path)
+    if not inputs:
+        raise ValueError(f"{input_path}: no video or image files in this folder (looked for "
+                         f"{', '.join(decode.VIDEO_EXTENSIONS + decode.IMAGE_EXTENSIONS)})")
     root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-    tasks = [(path, os.path.relpath(path, root), output_dir, options) for path in inputs]
+    tasks = [(path, os.path.relpath(path, root), output_dir, options, overwrite) for path in inputs]
+    previous_report = read_report(output_dir)
+    if not overwrite:
+        check_rerun(tasks, output_dir, options, previous_report)
     os.makedirs(output_dir, exist_ok=True)
     start = time.perf_counter()
     entries = []
@@ -426,20 +528,28 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
             progress.flush()
 
     run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
-    report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers)
-    with open(os.path.join(output_dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers,
+                             previous_report.get("inputs", []))
+
+    def write_report(path):
+        with open(path, "w") as f:
+            json.dump(report, f, indent=1)
+
+    _replace_atomically(os.path.join(output_dir, REPORT), write_report)
     return report
 
 
 def assemble_report(input_path: str, inputs: List[str], entries: List[Dict[str, Any]],
-                    options: PreprocessOptions, seconds: float, workers: Optional[int]) -> Dict[str, Any]:
-    """report.json of a run: `entries` (one per input, any order) in `inputs` order, and totals."""
+                    options: PreprocessOptions, seconds: float, workers: Optional[int],
+                    previous_entries: Sequence[Dict[str, Any]] = ()) -> Dict[str, Any]:
+    """report.json of a run: `entries` (one per input, any order) in `inputs` order after the
+    `previous_entries` of earlier runs' other outputs (merged per output), and this run's totals."""
     order = {path: i for i, path in enumerate(inputs)}
     entries.sort(key=lambda e: order[e["input"]])
-    done_now = [e for e in entries if e["status"] in ("ok", "empty")]
+    done_now = [e for e in entries if e["status"] in DONE + ("empty",) and "previous_status" not in e]
     decoded_now = sum(e.get("frames_decoded", 0) for e in done_now)
-    totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
+    totals = {status: sum(e["status"] == status for e in entries)
+              for status in ("ok", "truncated", "skipped", "empty", "failed")}
     totals.update({
         "inputs": len(entries),
         "frames_decoded": sum(e.get("frames_decoded", 0) for e in entries),
@@ -448,6 +558,9 @@ def assemble_report(input_path: str, inputs: List[str], entries: List[Dict[str, 
         "seconds": round(seconds, 3),
         "frames_per_second": round(decoded_now / seconds, 2) if seconds > 0 else 0.0,
         "workers": workers,
+        # Inputs of this run whose frames are in their output (now or from an earlier run).
+        "with_frames": sum(e["status"] in DONE or e.get("previous_status") in DONE and e["status"] == "skipped"
+                           for e in entries),
     })
     if options.audio:
         audio_entries = [e.get("audio", {}) for e in entries]
@@ -456,13 +569,14 @@ def assemble_report(input_path: str, inputs: List[str], entries: List[Dict[str, 
             "audio_missing": sum(a.get("status") == "missing" for a in audio_entries),
             "audio_seconds": round(sum(a.get("seconds", 0.0) for a in audio_entries), 3),
         })
-    report = {"input": input_path, "options": dataclasses.asdict(options), "inputs": entries, "totals": totals}
+    report = {"input": input_path, "options": _options_record(options),
+              "inputs": merge_entries(previous_entries, entries), "totals": totals}
     return report
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> cli.ArgumentParser:
     defaults = PreprocessOptions()
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.preprocess", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="python -m data_pipeline.preprocess", description=__doc__.split("\n")[0])
     parser.add_argument("--input", required=True, help="video, image, or folder of them (recursive)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -474,6 +588,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
     parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs made with other options (default: refuse such a run)")
     parser.add_argument("--image_format", choices=IMAGE_FORMATS, default=defaults.image_format)
     parser.add_argument("--jpeg_quality", type=int, default=defaults.jpeg_quality)
     parser.add_argument("--segment_frames", type=int, default=defaults.segment_frames)
@@ -491,31 +607,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """CLI; returns 0 if any input produced frames, 1 if none did, 2 on a usage error."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """CLI; returns 0 if any input produced frames, 1 if none did; a user mistake raises ValueError
+    (`run` prints it as one line and exits 2)."""
+    args = _parser().parse_args(argv)
     fields = {f.name for f in dataclasses.fields(PreprocessOptions)}
-    try:
-        options = PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
-        if not os.path.exists(args.input):
-            raise ValueError(f"--input {args.input}: no such file or folder")
-    except ValueError as error:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {error}\n")
-        return 2
-    report = preprocess(args.input, args.output, options, args.workers)
+    options = PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if not os.path.exists(args.input):
+        raise FileNotFoundError(f"--input {args.input}: no such file or folder")
+    report = preprocess(args.input, args.output, options, args.workers, overwrite=args.overwrite)
     totals = report["totals"]
     sys.stderr.write(json.dumps(totals) + "\n")
-    produced = [e for e in report["inputs"]
-                if e["status"] == "ok" or (e["status"] == "skipped" and e["previous_status"] == "ok")]
-    return 0 if produced else 1
+    return 0 if totals["with_frames"] else 1
 
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    cli.run(main)
 
 
 if __name__ == "__main__":

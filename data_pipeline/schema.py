@@ -35,7 +35,8 @@ import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+
+from data_pipeline.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
 
 # Context keys.
 VIDEO_ID = "video_id"
@@ -214,16 +215,24 @@ def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
     return example.SerializeToString()
 
 
-CONTEXT_SPEC = {
-    VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
-    SUBJECT_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    SOURCE_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    FPS: tf.io.FixedLenFeature([], tf.float32, default_value=30.0),
-    FRAME_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-    FRAME_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-    AU_NAMES: tf.io.VarLenFeature(tf.string),
-    SPECTROGRAM_SHAPE: tf.io.FixedLenFeature([2], tf.int64, default_value=[0, 0]),  # Absent: unknown.
-}
+def context_spec():
+    """Context feature spec (a function: building it imports TensorFlow)."""
+    return {
+        VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
+        SUBJECT_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        SOURCE_PATH: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        FPS: tf.io.FixedLenFeature([], tf.float32, default_value=30.0),
+        FRAME_WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        FRAME_HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        AU_NAMES: tf.io.VarLenFeature(tf.string),
+        SPECTROGRAM_SHAPE: tf.io.FixedLenFeature([2], tf.int64, default_value=[0, 0]),  # Absent: unknown.
+    }
+
+
+def __getattr__(name):
+    if name == "CONTEXT_SPEC":  # The former constant, for callers that still read it.
+        return context_spec()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sequence_spec(num_aus: int, spectrogram_dim: int = 0):
@@ -252,7 +261,7 @@ def parse_video(serialized, num_aus: int = 0, spectrogram_dim: int = 0):
     reader can decode only the frames of a window.
     """
     context, sequence = tf.io.parse_single_sequence_example(
-        serialized, context_features=CONTEXT_SPEC,
+        serialized, context_features=context_spec(),
         sequence_features=sequence_spec(num_aus, spectrogram_dim))
     context[AU_NAMES] = tf.sparse.to_dense(context[AU_NAMES], default_value=b"")
     if not num_aus:

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
@@ -92,7 +92,7 @@ def run():
     # demo.flags first, so every flag given on the command line overrides it.
     if not any(a.startswith("--flagfile") for a in argv[1:]):
         argv.insert(1, f"--flagfile={DEMO_FLAGS}")
-    app.run(main, argv=argv)
+    _cli.run(main, argv=argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
@@ -28,6 +28,8 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split to score.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", "best", "best | latest | a checkpoint prefix.")
 _MEDIAN_FILTER = flags.DEFINE_bool("median_filter", True, "[MC] post-processing chain (median filter, and "
                                    "utterance smoothing at the utterance level), chosen on the run's eval_split.")
+_SKIP_CORRUPT_SHARDS = flags.DEFINE_bool("skip_corrupt_shards", False, "Leave out corrupt, truncated or foreign "
+                                         "shards (logged with a count) instead of stopping at the first.")
 _OUTPUT = flags.DEFINE_string("output", "", "Result JSON path; the prediction files go beside it. Default "
                               "<workdir>/eval.json for --split=test, else <workdir>/eval_<split>.json.")
 
@@ -37,16 +39,13 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.training.evaluate import evaluate_run
 
-    try:
-        evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _MEDIAN_FILTER.value, _OUTPUT.value)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _MEDIAN_FILTER.value, _OUTPUT.value,
+                 skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value)  # User errors: _cli prints one line, exit 2.
 
 
 def run():
     """The `affnet-eval` console script."""
-    app.run(main)
+    _cli.run(main)
 
 
 if __name__ == "__main__":

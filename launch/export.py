@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -38,7 +39,7 @@ def main(argv):
 
 def run():
     """The `affnet-export` console script."""
-    app.run(main)
+    _cli.run(main)
 
 
 if __name__ == "__main__":

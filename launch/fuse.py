@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
@@ -147,7 +147,7 @@ def main(argv):
 
 def run():
     """The `affnet-fuse` console script."""
-    app.run(main)
+    _cli.run(main)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -60,7 +61,9 @@ def main(argv):
 
 def run():
     """The `affnet-predict` console script."""
-    app.run(main)
+    from data_pipeline.decode import DecodeError
+
+    _cli.run(main, user_errors=(DecodeError,))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _paths  # noqa: E402
 
 _paths.ensure_importable()
+import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
@@ -78,6 +79,8 @@ _CATEGORICAL_CLASSES = flags.DEFINE_integer("categorical_classes", 7, "Classes o
                                             "RAF-DB compound expressions for [FBN]'s few-shot path.")
 _INIT_STREAMS = flags.DEFINE_string("init_streams", "", "[FBN] A/V-MT-VGG-GRU: visual=<workdir>,audio=<workdir> "
                                     "of single-stream MT-VGG-GRU runs.")
+_SKIP_CORRUPT_SHARDS = flags.DEFINE_bool("skip_corrupt_shards", False, "Leave out corrupt, truncated or foreign "
+                                         "shards (logged, and counted in TensorBoard) instead of stopping.")
 _UTTERANCE_LEVEL = flags.DEFINE_enum("utterance_level", "auto", ("auto", "true", "false"),
                                      "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.")
 
@@ -101,7 +104,8 @@ def config_from_flags() -> config_lib.TrainConfig:
         task_data=config_lib.parse_overrides(_TASK_DATA.value),
         task_batch_sizes=config_lib.parse_overrides(_TASK_BATCH_SIZES.value), categorical=_CATEGORICAL.value,
         categorical_classes=_CATEGORICAL_CLASSES.value,
-        init_streams=config_lib.parse_overrides(_INIT_STREAMS.value))
+        init_streams=config_lib.parse_overrides(_INIT_STREAMS.value),
+        skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value)
 
 
 def train_and_report(config: config_lib.TrainConfig) -> dict:
@@ -131,7 +135,7 @@ def main(argv):
 
 def run():
     """The `affnet-train` console script."""
-    app.run(main)
+    _cli.run(main)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class TrainConfig:
     categorical: bool = False
     categorical_classes: int = 7
     init_streams: Tuple[Tuple[str, str], ...] = ()
+    skip_corrupt_shards: bool = False  # Leave out unreadable shards (data_pipeline.shards) instead of stopping.
 
     def __post_init__(self):
         def choose(name, options):

@@ -12,8 +12,9 @@ exact in step, weights and optimizer state without checkpointing a
 distributed iterator, which `distribute_datasets_from_function` cannot do.
 """
 
+import contextlib
 import os
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import tensorflow as tf
 
@@ -121,7 +122,7 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
 
     reader = dict(reader or {})
     common = dict(seq_len=config.seq_len, training=True, image_size=image_size(config),
-                  oversample=config.oversample, **reader)
+                  oversample=config.oversample, skip_corrupt_shards=config.skip_corrupt_shards, **reader)
 
     def dataset_fn(input_context):
         # make_dataset takes the global batch and divides it by the replicas.
@@ -153,4 +154,34 @@ def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None)
     from data_pipeline.input import make_dataset
 
     return make_dataset(config.data, split, config.seq_len, config.eval_batch, training=False,
-                        image_size=image_size(config), **(reader or {}))
+                        image_size=image_size(config), skip_corrupt_shards=config.skip_corrupt_shards,
+                        **(reader or {}))
+
+
+def _files(config: TrainConfig, split: str) -> List[str]:
+    directories = train_data_dirs(config) if split == config.train_split else [config.data]
+    return [path for directory in directories for path in split_files(directory, split)]
+
+
+def skipped_shards(config: TrainConfig, splits: Sequence[str]) -> List[str]:
+    """Problem lines of the shards `skip_corrupt_shards` leaves out of `splits` ([] when it is off)."""
+    from data_pipeline import shards
+
+    if not config.skip_corrupt_shards:
+        return []
+    return [line for split in splits for line in shards.partition(_files(config, split))[1]]
+
+
+@contextlib.contextmanager
+def naming_bad_shards(config: TrainConfig, split: str):
+    """Turn TensorFlow's nameless read/parse error of a bad shard of `split` into a one-line
+    ValueError naming the shard and the record (`data_pipeline.shards`); other errors pass."""
+    from data_pipeline import shards
+
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        named = shards.explain(_files(config, split), error)
+        if named is None:
+            raise
+        raise named from None

@@ -41,7 +41,8 @@ from affnet.training import data, evaluation, export, modeling
 def _collect(config, model, split, jit_compile):
     sequence = modeling.is_sequence_model(config)
     predict = tf.function(lambda f: modeling.call(model, f, False, sequence), jit_compile=jit_compile)
-    return evaluation.collect(predict, data.eval_dataset(config, split, data.reader_arguments(model)))
+    with data.naming_bad_shards(config, split):
+        return evaluation.collect(predict, data.eval_dataset(config, split, data.reader_arguments(model)))
 
 
 def default_output(workdir: str, split: str) -> str:
@@ -58,14 +59,18 @@ def _write_predictions(directory, split, filtered, raw, utterances):
 
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", median_filter: bool = True,
-                 output: str = "", plot: bool = True, log=print) -> dict:
+                 output: str = "", plot: bool = True, log=print, skip_corrupt_shards: bool = False) -> dict:
     """Score `workdir`'s model on `split`; writes the result JSON (module
     docstring; `output` or `default_output`), the prediction files and
     `eval_<split>_videos.png` beside it; returns the result dict.
 
-    `median_filter=False` skips the post-processing chain (identity chain)."""
+    `median_filter=False` skips the post-processing chain (identity chain);
+    `skip_corrupt_shards` leaves unreadable shards out (logged with a count).
+    """
     start = time.perf_counter()
     config, model, path = export.load_run_model(workdir, checkpoint)
+    if skip_corrupt_shards:
+        config = config.replace(skip_corrupt_shards=True)
     splits = [split] + ([config.eval_split] if median_filter and config.eval_split != split else [])
     data.check_data(config, splits)
     log(f"evaluating {path} on {split!r}")

@@ -44,7 +44,11 @@ def _prepare_workdir(config: TrainConfig, chief: bool):
     """Write flags.json, or check that a resumed run keeps the saved settings."""
     path = os.path.join(config.workdir, config_lib.FLAGS_FILE)
     if os.path.exists(path):
-        changed = config_lib.differences(config_lib.load(config.workdir), config)
+        saved = config_lib.load(config.workdir)
+        # Skipping unreadable shards changes no setting of the run: a run stopped by a
+        # corrupt shard resumes with --skip_corrupt_shards.
+        saved = saved.replace(skip_corrupt_shards=config.skip_corrupt_shards)
+        changed = config_lib.differences(saved, config)
         if changed:
             raise ValueError(f"{path} holds another configuration; changed settings {changed}. "
                              f"Use a new --workdir, or the saved flags to resume.")
@@ -174,7 +178,8 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Whole-set scores of the current weights on the evaluation split."""
-        videos = evaluation.collect(self.predict, self.eval_dataset_fn())
+        with data.naming_bad_shards(self.config, self.config.eval_split):
+            videos = evaluation.collect(self.predict, self.eval_dataset_fn())
         if self.config.utterance_eval:
             videos = evaluation.utterances(videos, self.config.seq_len)
         result = evaluation.scores(videos, per_video=False)
@@ -222,8 +227,14 @@ class Trainer:
         sequences = sum(dict(config.task_batch_sizes).values()) or config.batch_size
         progress = summaries.Progress(config.train_steps, step, sequences * config.seq_len)
         losses, last_scores, evaluated_at = [], {}, None
+        skipped = data.skipped_shards(config, sorted({config.train_split, config.eval_split}))
+        if skipped:
+            self.log(f"skip_corrupt_shards: {len(skipped)} shard(s) left out, first: {skipped[0]}")
+        if config.skip_corrupt_shards:
+            summaries.scalars(self.train_writer, step, {"skipped_corrupt_shards": len(skipped)})
         while step < config.train_steps:
-            losses.append(self._train_step(iterator))
+            with data.naming_bad_shards(config, config.train_split):
+                losses.append(self._train_step(iterator))
             self.step.assign_add(1)
             step += 1
             if step % config.log_every == 0 or step == config.train_steps:

@@ -25,13 +25,15 @@ The options are parsed with argparse, not absl: this module is importable
 library code, and absl flags are defined only in `launch/` (STYLE.md).
 """
 
-import argparse
 import ast
 import os
-import sys
 from typing import Dict, Mapping, Optional
 
-from affnet import models
+from data_pipeline import cli
+
+cli.import_tensorflow_quietly()  # First: the CLI must not print TensorFlow's start-up lines.
+
+from affnet import models  # noqa: E402
 from affnet.weights import keras_h5, tf1_checkpoint
 
 FORMATS = ("tf1", "vggface_h5", "imagenet_h5")
@@ -109,7 +111,7 @@ def _parse_overrides(items):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m affnet.weights.convert", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="python -m affnet.weights.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--checkpoint", "--weights", dest="checkpoint", required=True,
                         help="TF1 checkpoint prefix/directory, or the .h5 file")
@@ -134,4 +136,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

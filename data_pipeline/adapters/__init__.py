@@ -2,6 +2,7 @@
 
   python -m data_pipeline.adapters <dataset> --root R --output DIR [--workers N]
       [--splits train,validation] [--landmarks auto|dlib|none] [preprocess options]
+      [--max_label_gap 15] [--overwrite]
       [dataset options, see --help of each dataset] [--engine local|beam [Beam pipeline options]]
 
 Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes
@@ -11,14 +12,13 @@ DIR/<split>/<video_id>.tfrecord and DIR/manifest.json (`common.write_items`).
 processes unless --runner says otherwise); any other flag is then Beam's.
 """
 
-import argparse
 import dataclasses
 import functools
 import json
 import sys
 from typing import List, Optional
 
-from data_pipeline import align, detect, preprocess
+from data_pipeline import align, cli, detect, preprocess
 from data_pipeline.adapters import common
 from data_pipeline.adapters.affwild import AffWildAdapter
 from data_pipeline.adapters.affwild2 import AffWild2Adapter
@@ -37,7 +37,7 @@ def get(name: str, **kwargs) -> Adapter:
     return ADAPTERS[name](**kwargs)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: cli.ArgumentParser) -> None:
     defaults = preprocess.PreprocessOptions()
     parser.add_argument("--root", required=True, help="the dataset's folder as published")
     parser.add_argument("--output", required=True, help="output folder")
@@ -56,10 +56,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=defaults.fps, help="raw-video resampling, 0 keeps the source")
     parser.add_argument("--image_format", choices=preprocess.IMAGE_FORMATS, default=defaults.image_format)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--max_label_gap", type=int, default=common.DEFAULT_MAX_LABEL_GAP,
+                        help="most frames a label file may differ from its video by (more fails that video)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs made with other options (default: refuse such a run)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m data_pipeline.adapters", description=__doc__.split("\n")[0])
+def _parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(prog="python -m data_pipeline.adapters", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
     for name, cls in ADAPTERS.items():
         child = sub.add_parser(name, help=(cls.__doc__ or "").split("\n")[0])
@@ -75,23 +79,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     if pipeline_args and args.engine != "beam":
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)}")
     fields = {f.name for f in dataclasses.fields(preprocess.PreprocessOptions)}
-    try:
-        options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
-        adapter = ADAPTERS[args.dataset].from_args(args)
-        run_tasks = preprocess.run_tasks
-        if args.engine == "beam":
-            # Lazy: apache-beam is an optional dependency (the `beam` extra).
-            from data_pipeline import beam_preprocess
+    options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    adapter = ADAPTERS[args.dataset].from_args(args)
+    run_tasks = preprocess.run_tasks
+    if args.engine == "beam":
+        # Lazy: apache-beam is an optional dependency (the `beam` extra).
+        from data_pipeline import beam_preprocess
 
-            beam_preprocess.pipeline_options(pipeline_args, args.workers)  # Unknown flags: usage error.
-            run_tasks = functools.partial(beam_preprocess.run_tasks, pipeline_args=pipeline_args)
-        manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
-                                 [s for s in args.splits.split(",") if s], run_tasks=run_tasks)
-    except (ValueError, FileNotFoundError) as error:
-        sys.stderr.write(f"error: {error}\n")
-        return 2
+        beam_preprocess.pipeline_options(pipeline_args, args.workers)  # Unknown flags: usage error.
+        run_tasks = functools.partial(beam_preprocess.run_tasks, pipeline_args=pipeline_args)
+    # User mistakes raise ValueError / FileNotFoundError: `cli.run` prints one line and exits 2.
+    manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
+                             [s for s in args.splits.split(",") if s], max_label_gap=args.max_label_gap,
+                             overwrite=args.overwrite, run_tasks=run_tasks)
     sys.stderr.write(json.dumps(manifest["totals"]) + "\n")
-    done = [e for e in manifest["videos"] if e["status"] == "ok" or e.get("previous_status") == "ok"]
+    done = [e for e in manifest["videos"] if e["status"] in preprocess.DONE
+            or e.get("previous_status") in preprocess.DONE]
     return 0 if done else 1
 
 

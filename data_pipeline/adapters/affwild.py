@@ -38,6 +38,14 @@ def read_values(path: str) -> np.ndarray:
     return np.array(values, np.float32)
 
 
+def _labels(name: str, valence_path: str, arousal_path: str) -> annotations.FrameLabels:
+    valence, arousal = read_values(valence_path), read_values(arousal_path)
+    if len(valence) != len(arousal):
+        raise ValueError(f"{name}: {len(valence)} valence lines ({valence_path}) but "
+                         f"{len(arousal)} arousal lines ({arousal_path})")
+    return annotations.FrameLabels(valence=valence, arousal=arousal)
+
+
 def annotation_pairs(root: str) -> Dict[str, Tuple[str, str, str]]:
     """video -> (split, valence file, arousal file) for every `valence/` folder with an `arousal/` sibling."""
     pairs = {}
@@ -83,10 +91,10 @@ class AffWildAdapter(common.Adapter):
         videos = common.index_media(root)
         items = []
         for name, (split, valence_path, arousal_path) in sorted(pairs.items()):
-            valence, arousal = read_values(valence_path), read_values(arousal_path)
-            if len(valence) != len(arousal):
-                raise ValueError(f"{name}: {len(valence)} valence lines ({valence_path}) but "
-                                 f"{len(arousal)} arousal lines ({arousal_path})")
+            try:
+                labels, error = _labels(name, valence_path, arousal_path), ""
+            except ValueError as bad_labels:  # Fails this video only (file and line in the report).
+                labels, error = None, str(bad_labels)
             base, side = affwild2.video_name(name)
             found = videos.get(name) or videos.get(base)
             if not found:
@@ -95,9 +103,9 @@ class AffWildAdapter(common.Adapter):
                 raise ValueError(f"{root}: annotations {valence_path} but no video named {base}")
             items.append(common.VideoItem(
                 video_id=name, split=split, subject_id=name,
-                labels=annotations.FrameLabels(valence=valence, arousal=arousal),
-                video_path=found[0], face=side if name not in videos else "",
-                source_path=os.path.relpath(found[0], root)))
+                labels=labels, video_path=found[0], face=side if name not in videos else "",
+                source_path=os.path.relpath(found[0], root), info={"label_files": [valence_path, arousal_path]},
+                error=error))
         return items
 
     @classmethod

@@ -80,6 +80,11 @@ def _header(path: str) -> Tuple[List[str], List[str]]:
 
 
 def read_va(path: str) -> annotations.FrameLabels:
+    return read_va_counted(path)[0]
+
+
+def read_va_counted(path: str) -> Tuple[annotations.FrameLabels, int]:
+    """-> (labels, rows with a literal NaN: accepted as unlabelled, like -5, and counted)."""
     header, lines = _header(path)
     if [h.lower() for h in header] != ["valence", "arousal"]:
         raise ValueError(f"{path}: expected header 'valence,arousal', got {','.join(header)!r}")
@@ -89,8 +94,9 @@ def read_va(path: str) -> annotations.FrameLabels:
     if bad.any():
         row = int(np.argwhere(bad)[0, 0])
         raise ValueError(f"{path}:{row + 2}: value outside [-1, 1] and not the -5 sentinel: {values[row].tolist()}")
+    nan_rows = int(np.isnan(values).any(axis=1).sum())
     values[missing] = np.nan
-    return annotations.FrameLabels(valence=values[:, 0], arousal=values[:, 1])
+    return annotations.FrameLabels(valence=values[:, 0], arousal=values[:, 1]), nan_rows
 
 
 def expression_mapping(path: str, header: Sequence[str]) -> np.ndarray:
@@ -215,8 +221,11 @@ class AffWild2Adapter(common.Adapter):
                 raise ValueError(f"{name}: in {split} for one task and {task_split} for another: "
                                  f"{', '.join(f'{t}: {p}' for t, (s, p) in where.items())}; restrict --tasks")
             split = task_split
+            info.setdefault("label_files", []).append(path)
             if task == "va":
-                labels = labels.merge(read_va(path))
+                va, nan_rows = read_va_counted(path)
+                labels = labels.merge(va)
+                info["va_nan_frames"] = nan_rows
             elif task == "expr":
                 expr, other = read_expr(path)
                 labels = labels.merge(expr)
@@ -226,7 +235,12 @@ class AffWild2Adapter(common.Adapter):
         return split, labels, info
 
     def _item(self, root, name, files, cropped, videos) -> Optional[common.VideoItem]:
-        split, labels, info = self._labels(name, files)
+        try:
+            split, labels, info = self._labels(name, files)
+            error = ""
+        except ValueError as bad_labels:  # Fails this video only (reported with file and line).
+            split = next(files[task][name][0] for task in self.tasks if name in files[task])
+            labels, info, error = None, {}, str(bad_labels)
         base, side = video_name(name)
         frame_dir = next((os.path.join(c, name) for c in cropped if os.path.isdir(os.path.join(c, name))), None)
         use_frames = frame_dir is not None and self.source in ("auto", "cropped")
@@ -241,11 +255,11 @@ class AffWild2Adapter(common.Adapter):
             return common.VideoItem(
                 video_id=name, split=split, subject_id=name, labels=labels, frame_files=frame_files,
                 frame_index=numbers - 1, frames_aligned=True, fps=self.fps,
-                source_path=os.path.relpath(frame_dir, root), info=info)
+                source_path=os.path.relpath(frame_dir, root), info=info, error=error)
         return common.VideoItem(
             video_id=name, split=split, subject_id=name, labels=labels, video_path=video,
             face=side if name not in videos else "", source_path=os.path.relpath(video, root),
-            info=info)
+            info=info, error=error)
 
     @classmethod
     def add_arguments(cls, parser) -> None:

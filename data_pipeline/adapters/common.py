@@ -11,6 +11,16 @@ track segment) with `<video_id>.report.json` beside it, and `DIR/manifest.json`
 listing every item (read by `splits.check_subject_independent`). Outputs are
 written under a temporary name and renamed, so a re-run skips finished items.
 
+Faults stay with their video: an item whose label file does not parse
+(`VideoItem.error`: file and line), or whose label rows and source frames
+differ by more than `max_label_gap` frames, is reported "failed" and the
+others are written; every entry counts `label_rows`, `source_frames`,
+`frames_without_label_row`, `label_rows_without_frame`. A truncated video
+keeps its decodable frames ("truncated"). Each `<output>.json` records the
+options that made the output; a re-run with other options is refused unless
+`overwrite` redoes those outputs. manifest.json is merged per video, so a
+run on some splits keeps the other videos' entries.
+
 Shipped frames ([AW] Sec. 3.3 drops frames without a face or landmarks):
   * full frames with dataset landmarks (AFEW-VA) are aligned with them
     (`align.align_face`, 5-anchor similarity/affine as for raw videos);
@@ -83,6 +93,7 @@ class VideoItem:
     face: str = ""
     source_path: str = ""
     info: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: str = ""  # Set when the item's labels could not be read: it is reported failed, the others go on.
 
     def __post_init__(self):
         if (self.video_path is None) == (self.frame_files is None):
@@ -314,31 +325,54 @@ def _entry(item: VideoItem) -> Dict[str, Any]:
 
 
 def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions,
-               landmarks: str = "auto") -> Dict[str, Any]:
-    """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error)."""
+               landmarks: str = "auto", max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+               overwrite: bool = False) -> Dict[str, Any]:
+    """Write one item's TFRecord; never raises for a bad input (status 'failed' with the error).
+
+    Failed without processing: an item whose labels could not be read
+    (`item.error`, naming the file and line), or whose label rows and source
+    frames differ by more than `max_label_gap` (counts always in the entry).
+    An output made with other options is skipped only when they match; else
+    it is redone with `overwrite`, kept and reported failed without.
+    """
     target = output_path(item, output_dir, options)
     entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
+    made = _made_with(options, landmarks)
     if os.path.exists(target):
-        try:
-            with open(schema.side_report_path(target)) as f:
-                previous = json.load(f)
-        except (OSError, ValueError):
-            previous = {}
-        return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        previous = preprocess.read_sidecar(target)
+        changes = preprocess.option_changes(previous.get("options"), made)
+        if not changes:
+            return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
+        if not overwrite:
+            return {**previous, **entry, "status": "failed", "previous_status": previous.get("status", "ok"),
+                    "error": f"{target}: made with other options ({preprocess.describe_changes(changes)}); "
+                             f"kept, pass --overwrite to redo it"}
+    if item.error:
+        return {**entry, "status": "failed", "error": item.error, "frames_written": 0}
     try:
-        records, report = item_records(item, options, landmarks)
+        gap, refusal = label_gap(item, max_label_gap)
+        entry.update(gap)
+        if refusal:
+            return {**entry, "status": "failed", "error": refusal, "frames_written": 0}
+        with decode.collect_truncations() as truncations:
+            records, report = item_records(item, options, landmarks)
     except Exception as error:  # One bad video must not stop the others.
         source = entry["source"]
         message = str(error) if source in str(error) else f"{source}: {type(error).__name__}: {error}"
         return {**entry, "status": "failed", "error": message, "frames_written": 0}
     entry.update(report)
+    entry["options"] = made
     entry["status"] = "ok" if report["frames_written"] else "empty"
+    if truncations and report["frames_written"]:
+        entry["status"] = "truncated"
+        entry["truncation"] = truncations[0].report()
     os.makedirs(os.path.dirname(target), exist_ok=True)
+    # Records first, then the side report: the report marks the shard finished.
+    schema.write_shard(target, records, options.image_format)
     report = schema.side_report_path(target)
     with open(report + schema.TEMPORARY_SUFFIX, "w") as f:
         json.dump(entry, f, indent=1)
     os.replace(report + schema.TEMPORARY_SUFFIX, report)
-    schema.write_shard(target, records, options.image_format)
     return entry
 
 
@@ -346,15 +380,49 @@ def _write_task(task):
     return write_item(*task)
 
 
+def _previous_manifest(output_dir: str) -> Dict[str, Any]:
+    path = os.path.join(output_dir, splits.MANIFEST)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as error:
+        raise ValueError(f"{path}: not a readable manifest ({error}); move it away to start a new one") from None
+
+
+def check_rerun(items, output_dir: str, options: preprocess.PreprocessOptions, landmarks: str,
+                previous: Dict[str, Any]) -> None:
+    """Refuse (ValueError) a run whose options differ from those that made existing outputs."""
+    made = _made_with(options, landmarks)
+    fallback = {**previous["options"], "landmarks": previous.get("landmarks")} if previous.get("options") else None
+    clashes = []
+    for item in items:
+        target = output_path(item, output_dir, options)
+        if os.path.exists(target):
+            changes = preprocess.option_changes(preprocess.read_sidecar(target).get("options", fallback), made)
+            if changes:
+                clashes.append((target, changes))
+    if clashes:
+        target, changes = clashes[0]
+        raise ValueError(f"{output_dir}: {len(clashes)} output(s) were made with other options "
+                         f"({preprocess.describe_changes(changes)}; e.g. {target}); rerun with the same options, "
+                         f"use a new --output, or pass --overwrite to redo them")
+
+
 def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
-                progress=sys.stderr, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
-    """Check subject independence, write every item, and write DIR/manifest.json.
+                progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+                overwrite: bool = False, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
+    """Check subject independence and earlier options, write every item, and write DIR/manifest.json
+    (merged per video: a run on some splits keeps the other videos' entries).
 
     `run_tasks`: `preprocess.run_tasks` (a process pool) or a function of the
     same signature, e.g. `beam_preprocess.run_tasks` bound to pipeline options.
     """
+    if max_label_gap < 0:
+        raise ValueError(f"max_label_gap must be >= 0, got {max_label_gap!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     if landmarks not in LANDMARK_MODES:
@@ -363,9 +431,12 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
     subjects = splits.check_subject_independent(items)
+    previous = _previous_manifest(output_dir)
+    if not overwrite:
+        check_rerun(items, output_dir, options, landmarks, previous)
     os.makedirs(output_dir, exist_ok=True)
     start = time.perf_counter()
-    tasks = [(item, output_dir, options, landmarks) for item in items]
+    tasks = [(item, output_dir, options, landmarks, max_label_gap, overwrite) for item in items]
     entries = []
 
     def show(entry):
@@ -378,11 +449,18 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
-    totals = {status: sum(e["status"] == status for e in entries) for status in ("ok", "skipped", "empty", "failed")}
+    totals = {status: sum(e["status"] == status for e in entries)
+              for status in ("ok", "truncated", "skipped", "empty", "failed")}
     totals.update({"videos": len(entries), "frames_written": sum(e.get("frames_written", 0) for e in entries),
                    "seconds": round(time.perf_counter() - start, 3), "workers": workers})
+    written = {(e["split"], e["video_id"]) for e in entries}
+    kept = [e for e in previous.get("videos", []) if (e.get("split"), e.get("video_id")) not in written]
+    merged_subjects = {split: sorted(set(previous.get("subjects", {}).get(split, [])) | set(names))
+                       for split, names in subjects.items()}
+    for split, names in previous.get("subjects", {}).items():
+        merged_subjects.setdefault(split, names)
     manifest = {"dataset": dataset, "options": dataclasses.asdict(options), "landmarks": landmarks,
-                "subjects": subjects, "totals": totals, "videos": entries}
+                "subjects": merged_subjects, "totals": totals, "videos": kept + entries}
     with open(os.path.join(output_dir, splits.MANIFEST + ".tmp"), "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(os.path.join(output_dir, splits.MANIFEST + ".tmp"), os.path.join(output_dir, splits.MANIFEST))
@@ -400,7 +478,8 @@ class Adapter:
     def write(self, root: str, output_dir: str,
               options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
               workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
-              progress=sys.stderr, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
+              progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
+              overwrite: bool = False, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
         """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
         items = self.discover(root)
         if only_splits:
@@ -408,7 +487,8 @@ class Adapter:
             if unknown:
                 raise ValueError(f"{root}: no {self.name} videos in splits {sorted(unknown)}")
             items = [item for item in items if item.split in only_splits]
-        return write_items(items, output_dir, options, workers, landmarks, self.name, progress, run_tasks)
+        return write_items(items, output_dir, options, workers, landmarks, self.name, progress, max_label_gap,
+                           overwrite, run_tasks)
 
 
 # ---------------------------------------------------------------- file helpers

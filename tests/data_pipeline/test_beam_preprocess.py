@@ -84,7 +84,7 @@ def _files(out):
     return sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
 
 
-EXPECTED_FILES = sorted(["report.json"] + [n + ".tfrecord" for n in GOOD] + [n + ".tfrecord.json" for n in GOOD])
+EXPECTED_FILES = sorted(["report.json"] + [n + ".tfrecord" for n in GOOD] + [n + ".report.json" for n in GOOD])
 
 
 @pytest.mark.slow
@@ -245,7 +245,7 @@ def test_remote_paths_are_staged_and_committed(inputs, local_run, tmp_path, monk
     report = json.loads((out / "report.json").read_text())
     assert [e["input"] for e in report["inputs"]] == ["bucket://videos/" + n for n in ("a.mp4", BAD, *GOOD[1:])]
     assert report["inputs"][1]["status"] == "failed" and "bucket://videos/notes.mp4" in report["inputs"][1]["error"]
-    sidecar = json.loads((out / "a.mp4.tfrecord.json").read_text())
+    sidecar = json.loads((out / "a.mp4.report.json").read_text())
     assert (sidecar["input"], sidecar["output"]) == ("bucket://videos/a.mp4", "bucket://out/a.mp4.tfrecord")
 
     assert beam_preprocess.main(args) == 0

@@ -180,8 +180,11 @@ def test_exit_codes_and_faceless_input(tmp_path):
     assert str(blank / "wall.mp4") in entry["error"]
     # An empty output marks the faceless input as done for resumption.
     assert list(tf.data.TFRecordDataset(str(tmp_path / "o2" / "wall.mp4.tfrecord"))) == []
-    assert preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o3"), "--crop_size", "4"]) == 2
-    assert preprocess.main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o4")]) == 2
+    # User mistakes raise; the entry point (`cli.run`) prints them in one line with exit 2.
+    with pytest.raises(ValueError, match="crop_size"):
+        preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o3"), "--crop_size", "4"])
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        preprocess.main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o4")])
     with pytest.raises(SystemExit) as exit_info:
         preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o5"), "--detector", "ssh"])
     assert exit_info.value.code == 2
