@@ -324,6 +324,42 @@ def _entry(item: VideoItem) -> Dict[str, Any]:
     return entry
 
 
+DEFAULT_MAX_LABEL_GAP = 15  # Frames (0.5 s at 30 fps): releases differ by a few frames; more is another video.
+
+
+def source_frame_count(item: VideoItem) -> int:
+    """Source frames of an item: the shipped frames' highest number + 1, or the video stream's frame count."""
+    if item.frame_files is not None:
+        return int(item.frame_index.max()) + 1 if len(item.frame_index) else 0
+    import av
+
+    try:
+        with av.open(item.video_path) as container:
+            count = int(container.streams.video[0].frames or 0)
+    except (av.error.FFmpegError, IndexError) as error:
+        raise decode.DecodeError(f"{item.video_path}: cannot read the video stream ({error})") from error
+    return count or len(source_frame_times(item.video_path)) - 1
+
+
+def label_gap(item: VideoItem, max_label_gap: int) -> Tuple[Dict[str, int], str]:
+    """({label_rows, source_frames, frames_without_label_row, label_rows_without_frame}, refusal or "")."""
+    if item.labels is None or not item.labels.num_frames:
+        return {}, ""
+    rows, frames = item.labels.num_frames, source_frame_count(item)
+    counts = {"label_rows": rows, "source_frames": frames, "frames_without_label_row": max(frames - rows, 0),
+              "label_rows_without_frame": max(rows - frames, 0)}
+    if abs(frames - rows) <= max_label_gap:
+        return counts, ""
+    files = ", ".join(item.info.get("label_files", ())) or item.video_id
+    return counts, (f"{files}: {rows} label rows for the {frames} frames of {item.video_id} "
+                    f"(gap {abs(frames - rows)} > --max_label_gap {max_label_gap}); fix the file or raise "
+                    f"--max_label_gap")
+
+
+def _made_with(options: preprocess.PreprocessOptions, landmarks: str) -> Dict[str, Any]:
+    return {**dataclasses.asdict(options), "landmarks": landmarks}
+
+
 def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessOptions,
                landmarks: str = "auto", max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
                overwrite: bool = False) -> Dict[str, Any]:
