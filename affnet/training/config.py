@@ -66,7 +66,7 @@ def parse_overrides(text: str) -> Dict[str, Any]:
     for item in _top_level_items(text or ""):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"setting {item!r} in {text!r} is not of the form key=value")
+            raise ValueError(f"{item!r} in {text!r} is not of the form key=value")
         try:
             overrides[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -88,10 +88,13 @@ def setting(default, help: str, *, flag: str = "", choices: Tuple = (), keys: Tu
                                                             keys=tuple(keys), minimum=minimum))
 
 
-def _pairs(value) -> Pairs:
+def _pairs(value, flag: str) -> Pairs:
     """A key=value setting from "k=v,..." text, a mapping or pairs, sorted."""
     if isinstance(value, str):
-        value = parse_overrides(value)
+        try:
+            value = parse_overrides(value)
+        except ValueError as error:
+            raise ValueError(f"--{flag}: {error}") from None
     items = value.items() if isinstance(value, Mapping) else value
     return tuple(sorted((str(k), v) for k, v in items))
 
@@ -120,7 +123,7 @@ class _Group:
             name, meta, kind = field.metadata["flag"] or field.name, field.metadata, hints[field.name]
             value = getattr(self, field.name)
             if kind is Pairs:
-                value = _pairs(value)
+                value = _pairs(value, name)
                 for key, item in value:
                     if meta["keys"] and key not in meta["keys"]:
                         raise ValueError(f"--{name}: unknown key {key!r}{suggest(key, meta['keys'])}")
