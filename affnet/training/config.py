@@ -96,7 +96,15 @@ def _pairs(value, flag: str) -> Pairs:
         except ValueError as error:
             raise ValueError(f"--{flag}: {error}") from None
     items = value.items() if isinstance(value, Mapping) else value
-    return tuple(sorted((str(k), v) for k, v in items))
+    return tuple(sorted((str(k), _frozen(v)) for k, v in items))
+
+
+def _frozen(value):
+    """Lists as tuples: flags.json gives `[128, 128]` where the flag gave
+    `(128, 128)`, and a resumed run must compare equal to its saved config."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _names(value) -> Names:

@@ -92,6 +92,14 @@ def test_nested_round_trip_and_flat_names(tmp_path):
     assert config_lib.differences(config, config.replace(seq_len=12)) == {"seq_len": (80, 12)}
 
 
+def test_a_resumed_run_with_tuple_overrides_equals_its_saved_config(tmp_path):
+    # facebehaviornet.flags: fc_units=(128,128) on the command line, [128, 128] in flags.json.
+    requested = TrainConfig.from_flat(model="facebehaviornet", model_overrides="fc_units=(128,128),width=0.125",
+                                      workdir=str(tmp_path))
+    config_lib.save(requested)
+    assert config_lib.differences(config_lib.load(str(tmp_path)), requested) == {}
+
+
 def test_old_flat_flags_json_loads_with_the_same_meaning(tmp_path):
     text = open(FLAT_FLAGS).read().replace('"WORKDIR"', json.dumps(str(tmp_path)))
     (tmp_path / "flags.json").write_text(text)
