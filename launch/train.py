@@ -2,10 +2,10 @@
 
   python launch/train.py --flagfile=affwild2.flags [--workdir=runs/affwild2]
 
-The flags are generated from the settings declared in
-`affnet.training.config`, turned once into its `TrainConfig`, checked whole
-(`affnet.training.preflight`: a mistake exits 2 with one line and writes
-nothing) and saved as `<workdir>/flags.json`. Outputs in the workdir: TensorBoard logs (`train/`,
+The flags are generated from the settings declared in `affnet.training.config`,
+turned once into its `TrainConfig`, checked whole (`affnet.training.preflight`:
+a mistake exits 2 with one line and writes nothing) and saved as
+`<workdir>/flags.json`. Outputs in the workdir: TensorBoard logs (`train/`,
 `val/`), `checkpoints/` (latest N), `best/` + `best.json` (best validation mean
 CCC), `eval_history.json`. See `affnet.training.loop`.
 """
