@@ -66,9 +66,9 @@ def child(precision, jit, steps, batch, seq_len):
     dataset_fn = lambda context: tf.data.Dataset.from_tensors((features, labels)).repeat()  # noqa: E731
     import tempfile
 
-    config = config_lib.TrainConfig(model="affwildnet_vggface", data="unused", seq_len=seq_len, batch_size=batch,
-                                     train_steps=10 ** 6, jit_compile=jit, mixed_precision=precision,
-                                     workdir=tempfile.mkdtemp(prefix="bench_"))
+    config = config_lib.TrainConfig.from_flat(model="affwildnet_vggface", data="unused", seq_len=seq_len,
+                                               batch_size=batch, train_steps=10 ** 6, jit_compile=jit,
+                                               mixed_precision=precision, workdir=tempfile.mkdtemp(prefix="bench_"))
     trainer = Trainer(config, train_dataset_fn=dataset_fn, log=lambda *a: None)
     iterator = iter(trainer.strategy.distribute_datasets_from_function(dataset_fn))
     start = time.perf_counter()

@@ -59,30 +59,31 @@ def main(argv):
     start = time.perf_counter()
     config = train_script.config_from_flags()
     if not flags.FLAGS["data"].present:
-        config = config.replace(data=os.path.join(config.workdir, "data"))
-    _ensure_data(config.data, config.seed)
+        config = config.replace(data=os.path.join(config.runtime.workdir, "data"))
+    workdir = config.runtime.workdir
+    _ensure_data(config.data.dir, config.optimisation.seed)
     timings["data_minutes"] = (time.perf_counter() - start) / 60
 
     mark = time.perf_counter()
-    print(f"[demo] training {config.model} in {config.workdir} (TensorBoard: tensorboard --logdir "
-          f"{config.workdir})", flush=True)
+    print(f"[demo] training {config.model.name} in {workdir} (TensorBoard: tensorboard --logdir "
+          f"{workdir})", flush=True)
     train_script.train_and_report(config)
     timings["train_minutes"] = (time.perf_counter() - mark) / 60
 
     mark = time.perf_counter()
-    result = evaluate_run(config.workdir, "test", log=lambda m: print(f"[demo] {m}", flush=True))
+    result = evaluate_run(workdir, "test", log=lambda m: print(f"[demo] {m}", flush=True))
     timings["evaluate_minutes"] = (time.perf_counter() - mark) / 60
 
     mark = time.perf_counter()
-    export_dir = os.path.join(config.workdir, "export")
-    export_run(config.workdir, export_dir)
+    export_dir = os.path.join(workdir, "export")
+    export_run(workdir, export_dir)
     timings["export_minutes"] = (time.perf_counter() - mark) / 60
     timings["total_minutes"] = (time.perf_counter() - start) / 60
     summary = {"ccc_valence": result["ccc_valence"], "ccc_arousal": result["ccc_arousal"],
-               "eval_json": os.path.join(config.workdir, "eval.json"), "export": export_dir,
-               "tensorboard": f"tensorboard --logdir {config.workdir}",
+               "eval_json": os.path.join(workdir, "eval.json"), "export": export_dir,
+               "tensorboard": f"tensorboard --logdir {workdir}",
                **{k: round(v, 2) for k, v in timings.items()}}
-    with open(os.path.join(config.workdir, "demo.json"), "w") as f:
+    with open(os.path.join(workdir, "demo.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print("[demo] " + json.dumps(summary, indent=1), flush=True)
 

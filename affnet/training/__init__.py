@@ -1,6 +1,7 @@
 """Training, evaluation and export of affnet models (library side of `launch/`).
 
-  config        `TrainConfig`, the frozen resolved configuration (flags.json)
+  config        `TrainConfig`: the settings declared once in frozen groups (flags.json)
+  preflight     the whole configuration checked before a workdir is written
   schedules     [AW2] staircase exponential decay, optimizer (loss scaling for float16)
   distribution  default / MirroredStrategy / MultiWorkerMirroredStrategy (TF_CONFIG)
   objective     CCC / sequence-CCC / MSE losses over the global batch across replicas

@@ -1,8 +1,17 @@
-"""`TrainConfig`: the one resolved configuration of a run, built once from flags.
+"""`TrainConfig`: the one resolved configuration of a run, declared once.
 
-Library code receives this frozen dataclass and never reads absl FLAGS
-(Model Garden `official/common/flags.py`). It is written to `<workdir>/flags.json`
-so `evaluate`, `export` and a resumed run rebuild exactly the same model.
+Every setting is one dataclass field with its default, help and allowed values
+(`setting(...)`), grouped into frozen dataclasses: `model`, `data`,
+`optimisation`, `init`, `multitask` and `runtime`. `launch/train.py` generates
+its absl flags from these declarations (`SETTINGS`) and library code only ever
+receives the frozen `TrainConfig` (Model Garden `official/common/flags.py`).
+A flag's name is its field's name unless the field declares another
+(`--model` -> `model.name`, `--model_overrides` -> `model.overrides`,
+`--data` -> `data.dir`).
+
+The config is written to `<workdir>/flags.json` in the nested form so that
+`evaluate`, `export` and a resumed run rebuild exactly the same model; a flat
+`flags.json` (keys = flag names, written before the groups existed) still loads.
 
 Defaults follow [AW2] Sec. IV-A (VGGFACE1-GRU-attention): batch 4 sequences x
 80 frames, Adam, learning rate 1e-3 decayed by 0.97 every 400 steps (staircase).
@@ -12,7 +21,10 @@ import ast
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+import typing
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from affnet.spelling import suggest
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("ii", "i", "iii")
@@ -22,9 +34,13 @@ LOSSES = ("ccc", "sequence_ccc_mean", "sequence_ccc_median", "mse", "multitask")
 TASKS = ("va", "expression", "au")
 COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 RELATEDNESS = ("cognitive", "empirical")
+STREAMS = ("visual", "audio")
+UTTERANCE_LEVELS = ("auto", "true", "false")
 FLAGS_FILE = "flags.json"
-_PAIR_FIELDS = ("model_overrides", "task_weights", "task_data", "task_batch_sizes", "coupling_options",
-                "init_streams")
+
+# key=value settings: sorted (key, value) pairs, so the config stays hashable.
+Pairs = Tuple[Tuple[str, Any], ...]
+Names = Tuple[str, ...]
 
 
 def _top_level_items(text: str):
@@ -50,7 +66,7 @@ def parse_overrides(text: str) -> Dict[str, Any]:
     for item in _top_level_items(text or ""):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"model override {item!r} in {text!r} is not of the form key=value")
+            raise ValueError(f"{item!r} in {text!r} is not of the form key=value")
         try:
             overrides[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -58,205 +74,375 @@ def parse_overrides(text: str) -> Dict[str, Any]:
     return overrides
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (see `launch/train.py` for the flags).
+def setting(default, help: str, *, flag: str = "", choices: Tuple = (), keys: Tuple = (),
+            minimum: Optional[float] = None):
+    """One declared setting: a dataclass field whose metadata the flags are made of.
 
-    strategy: [AW2] Sec. III-B training strategies: "i" frozen CNN, train the
-      RNN; "ii" random RNN, train everything; "iii" like "ii" with the RNN
-      (and output layer) initialised from a strategy-"i" run (`init_rnn_from`:
-      a workdir, `.keras` or `.weights.h5`).
-    init_weights: a workdir, `.keras` or `.weights.h5` whose weights initialise
-      the whole model before training (fine-tuning on RECOLA / AFEW-VA [AW2]).
-    loss: "ccc" = 1 - mean CCC over the batch's B*T frames [AW2] eq. 2;
-      "sequence_ccc_mean|median" = CCC over per-sequence mean/median values
-      [MC] Sec. 3 (OMG utterance labels); "mse" [AW] Table 4.
-    lr_decay_steps: 0 keeps the learning rate constant.
-    utterance_level: evaluate per utterance (video) as [MC]: mean of the
-      medians of its `seq_len`-frame sequences. Defaults on for sequence losses.
-    oversample: [AW] Sec. 4 VA-quadrant balancing of the training windows.
-    loss "multitask": models with a dict output ([FBN] MT-VGG(-GRU),
-      FaceBehaviorNet, `categorical`): task_weights {task: weight} over
-      L_VA = 1 - mean CCC, L_Emo (masked categorical cross-entropy) and L_AU
-      (masked binary cross-entropy) [FBN] eq. 4-7, default 1 each; FaceBehaviorNet's
-      L_MT = L_Emo + l1 L_AU + l2 L_VA sets expression=1, au=l1, va=l2. The
-      coupling terms ([FBN] Sec. VI-B, `couplings`) take their weights from
-      the same dict (default 1), with the `relatedness` table of [FBN] Table V;
-      `coupling_options` sets the readings of `affnet.coupling.CouplingConfig`
-      (e.g. {"dm_form": "binary", "observational": "weight"}).
-    task_data / task_batch_sizes: [FBN] Sec. VI-B feeding: one dataset per task
-      (`task_data` {task: data dir}, default `data` for every task) zipped each
-      step with its own batch size (401 / 247 / 103 in the paper); empty
-      `task_batch_sizes` reads one dataset with `batch_size`.
-    categorical: [AW] Sec. 5.2: replace the model's output by 7 expression
-      classes (softmax) and fine-tune it (with `init_weights` from a VA run);
-      evaluated per frame and per video. `categorical_classes` other than 7
-      gives [FBN] Sec. VI-B's few-shot path: a C-way compound-expression head on
-      the shared feature of a FaceBehaviorNet run (labels 0..C-1 in the
-      records' `expression` column).
-    init_streams: [FBN] A/V-MT-VGG-GRU: {"visual" | "audio": a single-stream
-      MT-VGG-GRU workdir} initialising each stream (streams trained alone,
-      then jointly).
+    flag: the command-line name when it is not the field's name.
+    choices: the allowed values (an enum flag).
+    keys: for key=value settings, the allowed keys (empty: checked elsewhere,
+      e.g. model overrides against the builder's signature).
+    minimum: the smallest allowed number (for key=value settings: of each value).
     """
+    return dataclasses.field(default=default, metadata=dict(help=help, flag=flag, choices=tuple(choices),
+                                                            keys=tuple(keys), minimum=minimum))
 
-    model: str = "vggface_gru_attention"
-    model_overrides: Tuple[Tuple[str, Any], ...] = ()
-    data: str = "data/affwild2"
-    train_split: str = "train"
-    eval_split: str = "validation"
-    seq_len: int = 80
-    batch_size: int = 4
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    lr_decay_steps: int = 400
-    lr_decay_rate: float = 0.97
-    strategy: str = "ii"
-    init_rnn_from: str = ""
-    init_weights: str = ""
-    train_steps: int = 10000
-    eval_every: int = 1000
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    distribution: str = "default"
-    jit_compile: bool = False
-    mixed_precision: str = "none"
-    seed: int = 0
-    workdir: str = "runs/default"
-    loss: str = "ccc"
-    utterance_level: Optional[bool] = None
-    eval_batch_size: int = 0
-    oversample: bool = False
-    task_weights: Tuple[Tuple[str, float], ...] = ()
-    couplings: Tuple[str, ...] = ()
-    coupling_options: Tuple[Tuple[str, Any], ...] = ()
-    relatedness: str = "cognitive"
-    task_data: Tuple[Tuple[str, str], ...] = ()
-    task_batch_sizes: Tuple[Tuple[str, int], ...] = ()
-    categorical: bool = False
-    categorical_classes: int = 7
-    init_streams: Tuple[Tuple[str, str], ...] = ()
-    skip_corrupt_shards: bool = False  # Leave out unreadable shards (data_pipeline.shards) instead of stopping.
+
+def _pairs(value, flag: str) -> Pairs:
+    """A key=value setting from "k=v,..." text, a mapping or pairs, sorted."""
+    if isinstance(value, str):
+        try:
+            value = parse_overrides(value)
+        except ValueError as error:
+            raise ValueError(f"--{flag}: {error}") from None
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), _frozen(v)) for k, v in items))
+
+
+def _frozen(value):
+    """Lists as tuples: flags.json gives `[128, 128]` where the flag gave
+    `(128, 128)`, and a resumed run must compare equal to its saved config."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _names(value) -> Names:
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(sorted({str(v).strip() for v in value if str(v).strip()}))
+
+
+def _check_number(name: str, value, kind: type, minimum):
+    """`value` is a `kind` (int or float; bools are neither) >= `minimum`."""
+    is_number = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
+    if isinstance(value, bool) or not is_number:
+        raise ValueError(f"{name} must be {'an int' if kind is int else 'a number'}, got {value!r}")
+    if minimum is not None and not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+class _Group:
+    """Normalises and checks every field of a group from its declaration."""
 
     def __post_init__(self):
-        def choose(name, options):
-            value = getattr(self, name)
-            if value not in options:
-                raise ValueError(f"{name} must be one of {options}, got {value!r}")
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            name, meta, kind = field.metadata["flag"] or field.name, field.metadata, hints[field.name]
+            value = getattr(self, field.name)
+            if kind is Pairs:
+                value = _pairs(value, name)
+                for key, item in value:
+                    if meta["keys"] and key not in meta["keys"]:
+                        raise ValueError(f"--{name}: unknown key {key!r}{suggest(key, meta['keys'])}")
+                    if meta["minimum"] is not None:
+                        _check_number(f"--{name} {key}", item, float, meta["minimum"])
+            elif kind is Names:
+                value = _names(value)
+                for item in value:
+                    if meta["choices"] and item not in meta["choices"]:
+                        raise ValueError(f"--{name}: unknown value {item!r}{suggest(item, meta['choices'])}")
+            elif kind is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"--{name} must be true or false, got {value!r}")
+            elif kind in (int, float):
+                _check_number(f"--{name}", value, kind, meta["minimum"])
+                value = kind(value)
+            elif meta["choices"] and value not in meta["choices"]:
+                raise ValueError(f"--{name} must be one of {', '.join(meta['choices'])}, got {value!r}"
+                                 f"{suggest(value, meta['choices'], list_known=False)}")
+            object.__setattr__(self, field.name, value)
 
-        choose("optimizer", OPTIMIZERS)
-        choose("strategy", STRATEGIES)
-        choose("distribution", DISTRIBUTIONS)
-        choose("mixed_precision", MIXED_PRECISION)
-        choose("loss", LOSSES)
-        for name in ("seq_len", "batch_size", "train_steps", "eval_every", "checkpoint_every",
-                     "keep_checkpoints", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name in ("lr_decay_steps", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not 0 < self.lr_decay_rate <= 1:
-            raise ValueError(f"lr_decay_rate must be in (0, 1], got {self.lr_decay_rate!r}")
-        if self.strategy == "iii" and not self.init_rnn_from:
-            raise ValueError("strategy 'iii' needs init_rnn_from (a strategy-'i' run's workdir or weights file)")
-        if self.strategy != "iii" and self.init_rnn_from:
-            raise ValueError(f"init_rnn_from={self.init_rnn_from!r} is only used by strategy 'iii', "
-                             f"got strategy {self.strategy!r}")
-        if not self.workdir:
-            raise ValueError("workdir must not be empty")
-        for name in _PAIR_FIELDS:
-            value = getattr(self, name)
-            pairs = value.items() if isinstance(value, dict) else value
-            object.__setattr__(self, name, tuple(sorted(tuple(kv) for kv in pairs)))
-        couplings = (self.couplings.split(",") if isinstance(self.couplings, str) else self.couplings)
-        object.__setattr__(self, "couplings", tuple(sorted({c.strip() for c in couplings if c.strip()})))
-        self._check_tasks()
 
-    def _check_tasks(self):
-        def choose(name, value, options):
-            if value not in options:
-                raise ValueError(f"{name} must be one of {options}, got {value!r}")
-        choose("relatedness", self.relatedness, RELATEDNESS)
-        for coupling in self.couplings:
-            choose("couplings", coupling, COUPLINGS)
-        for task, weight in self.task_weights:
-            choose("task_weights key", task, TASKS + COUPLINGS)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise ValueError(f"task_weights[{task!r}] must be a number >= 0, got {weight!r}")
-        for task, _ in self.task_data:
-            choose("task_data key", task, TASKS)
-        for task, size in self.task_batch_sizes:
-            choose("task_batch_sizes key", task, TASKS)
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"task_batch_sizes[{task!r}] must be an int >= 1, got {size!r}")
-        multitask_only = [name for name in ("task_weights", "couplings", "coupling_options", "task_data",
-                                            "task_batch_sizes") if getattr(self, name)]
-        if (multitask_only or self.categorical) and self.loss != "multitask":
-            raise ValueError(f"{multitask_only or ['categorical']} need loss='multitask', got loss={self.loss!r}")
-        for stream, _ in self.init_streams:
-            choose("init_streams key", stream, ("visual", "audio"))
-        if isinstance(self.categorical_classes, bool) or not isinstance(self.categorical_classes, int) or \
-                self.categorical_classes < 2:
-            raise ValueError(f"categorical_classes must be an int >= 2, got {self.categorical_classes!r}")
-        if self.task_data and not self.task_batch_sizes:
-            raise ValueError("task_data needs task_batch_sizes (one batch per task and step, [FBN] Sec. VI-B)")
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Group):
+    """Which network: a registry name plus build overrides ([AW] Sec. 5.2 categorical)."""
+
+    name: str = setting("vggface_gru_attention", "Registry name (affnet.models.names()).", flag="model")
+    overrides: Pairs = setting((), "key=value,... build overrides, e.g. width=0.125,rnn_units=64 (checked "
+                               "against the builder's arguments).", flag="model_overrides")
+    categorical: bool = setting(False, "[AW] Sec. 5.2: replace the output by 7 expression classes and fine-tune "
+                                "(with --init_weights from a VA run; loss=multitask).")
+    categorical_classes: int = setting(7, "Classes of --categorical; e.g. 11 RAF-DB compound expressions for "
+                                       "[FBN]'s few-shot path.", minimum=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Group):
+    """Where the frames come from and how they are cut ([AW2] Sec. IV-A 4 x 80)."""
+
+    dir: str = setting("data/affwild2", "Directory with <split>/*.tfrecord[.gz].", flag="data")
+    train_split: str = setting("train", "Training split.")
+    eval_split: str = setting("validation", "Validation split (best checkpoint, median-filter windows).")
+    seq_len: int = setting(80, "Frames per sequence ([AW2] 80).", minimum=1)
+    batch_size: int = setting(4, "Sequences per step, global ([AW2] 4).", minimum=1)
+    eval_batch_size: int = setting(0, "Sequences per evaluation batch; 0 = batch_size.", minimum=0)
+    oversample: bool = setting(False, "[AW] Sec. 4 VA-quadrant oversampling of training windows "
+                               "(targets 43/24/19/14 %).")
+    skip_corrupt_shards: bool = setting(False, "Skip (and count) corrupt or foreign TFRecord shards instead of "
+                                        "stopping at the first one.")
+    utterance_level: str = setting("auto", "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.",
+                                   choices=UTTERANCE_LEVELS)
 
     @property
-    def overrides(self) -> Dict[str, Any]:
-        """Model build overrides, with the strategy's `freeze_backbone`."""
-        overrides = dict(self.model_overrides)
-        if self.strategy == "i":
-            overrides["freeze_backbone"] = True
-        return overrides
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimisationConfig(_Group):
+    """Loss, optimizer and schedule ([AW2] Sec. IV-A; [AW2] Sec. III-B strategies).
+
+    loss: "ccc" = 1 - mean CCC over the batch's B*T frames [AW2] eq. 2;
+      "sequence_ccc_mean|median" = CCC over per-sequence mean/median values
+      [MC] Sec. 3 (OMG utterance labels); "mse" [AW] Table 4; "multitask"
+      for dict-output models ([FBN] eq. 4-7, see `MultitaskConfig`).
+    strategy: "i" frozen CNN, train the RNN; "ii" random RNN, train
+      everything; "iii" like "ii" with the RNN (and output layer) initialised
+      from a strategy-"i" run (`init.init_rnn_from`).
+    """
+
+    loss: str = setting("ccc", "ccc (frames of the batch, [AW2]) | sequence_ccc_mean|median ([MC] utterance "
+                        "level) | mse ([AW] CNN-M) | multitask ([FBN] eq. 4-7, dict-output models).", choices=LOSSES)
+    optimizer: str = setting("adam", "Optimizer ([all] Adam).", choices=OPTIMIZERS)
+    learning_rate: float = setting(1e-3, "Initial learning rate.")
+    lr_decay_steps: int = setting(400, "Staircase exponential decay period; 0 = constant.", minimum=0)
+    lr_decay_rate: float = setting(0.97, "Decay factor per period ([AW2] 0.97).")
+    strategy: str = setting("ii", "[AW2] Sec. III-B: i frozen CNN, ii train all, iii RNN initialised from a run "
+                            "of i.", choices=STRATEGIES)
+    train_steps: int = setting(10000, "Total training steps.", minimum=1)
+    seed: int = setting(0, "Initialisation and data-order seed.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0 < self.lr_decay_rate <= 1:
+            raise ValueError(f"--lr_decay_rate must be in (0, 1], got {self.lr_decay_rate!r}")
+
+    @property
+    def sequence_loss(self) -> bool:
+        return self.loss.startswith("sequence_ccc")
+
+
+@dataclasses.dataclass(frozen=True)
+class InitConfig(_Group):
+    """Weights that initialise the model before the first step (checked to exist
+    by `affnet.training.preflight`); a resumed run restores its own instead."""
+
+    init_weights: str = setting("", "Initialise the whole model from a workdir, .keras or .weights.h5 "
+                                "(fine-tuning on RECOLA / AFEW-VA [AW2]).")
+    init_rnn_from: str = setting("", "Strategy iii: a strategy-i workdir, .keras or .weights.h5.")
+    init_streams: Pairs = setting((), "[FBN] A/V-MT-VGG-GRU: visual=<workdir>,audio=<workdir> of single-stream "
+                                  "MT-VGG-GRU runs (streams trained alone, then jointly).", keys=STREAMS)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultitaskConfig(_Group):
+    """[FBN] multi-task settings; any of them set needs `--loss=multitask`.
+
+    task_weights {task: weight} over L_VA = 1 - mean CCC, L_Emo (masked
+    categorical cross-entropy) and L_AU (masked binary cross-entropy) [FBN]
+    eq. 4-7, default 1 each; FaceBehaviorNet's L_MT = L_Emo + l1 L_AU + l2 L_VA
+    sets expression=1, au=l1, va=l2. The coupling terms ([FBN] Sec. VI-B) take
+    their weights from the same dict (default 1), with the `relatedness` table
+    of [FBN] Table V; `coupling_options` sets the readings of
+    `affnet.coupling.CouplingConfig` (e.g. dm_form=binary,observational=weight).
+    task_data / task_batch_sizes: [FBN] Sec. VI-B feeding: one dataset per task
+    (default `--data` for every task) zipped each step with its own batch size
+    (401 / 247 / 103 in the paper); empty `task_batch_sizes` reads one dataset
+    with `batch_size`.
+    """
+
+    task_weights: Pairs = setting((), "loss=multitask: task=weight,... over va, expression, au and the couplings "
+                                  "([FBN] eq. 4-7: L_Emo + l1 L_AU + l2 L_VA); default 1.",
+                                  keys=TASKS + COUPLINGS, minimum=0)
+    couplings: Names = setting((), "FaceBehaviorNet couplings ([FBN] Sec. VI-B): co_annotation, "
+                               "distribution_matching, soft_co_annotation.", choices=COUPLINGS)
+    coupling_options: Pairs = setting((), "key=value,... readings of the couplings (affnet.coupling.CouplingConfig: "
+                                      "observational, dm_form, dm_stop_gradient, dm_weighted, soft_neutral_score, "
+                                      "...).")
+    relatedness: str = setting("cognitive", "[FBN] Table V emotion-AU relatedness: cognitive study or empirical "
+                               "Aff-Wild2.", choices=RELATEDNESS)
+    task_data: Pairs = setting((), "task=data_dir,... one dataset per task ([FBN]); default --data.", keys=TASKS)
+    task_batch_sizes: Pairs = setting((), "task=batch,... zipped per step ([FBN] va=401,au=247,expression=103); "
+                                      "empty = one dataset of --batch_size.", keys=TASKS)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for task, size in self.task_batch_sizes:
+            _check_number(f"--task_batch_sizes {task}", size, int, 1)
+        if self.task_data and not self.task_batch_sizes:
+            raise ValueError("--task_data needs --task_batch_sizes (one batch per task and step, [FBN] Sec. VI-B)")
 
     @property
     def task_weight(self) -> Dict[str, float]:
         """{task or coupling: weight}, 1 where `task_weights` does not say."""
         return {**{name: 1.0 for name in TASKS + COUPLINGS}, **{k: float(v) for k, v in self.task_weights}}
 
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig(_Group):
+    """Where and how the run executes; the cadence settings may change on resume."""
+
+    workdir: str = setting("runs/default", "One directory per run; re-running resumes.")
+    distribution: str = setting("default", "default | mirrored (local devices) | multi_worker (TF_CONFIG).",
+                                choices=DISTRIBUTIONS)
+    jit_compile: bool = setting(False, "XLA-compile the forward/backward pass.")
+    mixed_precision: str = setting("none", "none | bfloat16 | float16 (loss scaling).", choices=MIXED_PRECISION)
+    eval_every: int = setting(1000, "Steps between validation runs.", minimum=1)
+    checkpoint_every: int = setting(500, "Steps between checkpoints.", minimum=1)
+    keep_checkpoints: int = setting(3, "Latest checkpoints kept.", minimum=1)
+    log_every: int = setting(50, "Steps between progress lines / summaries.", minimum=1)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.workdir:
+            raise ValueError("--workdir must not be empty")
+
+
+GROUPS = {"model": ModelConfig, "data": DataConfig, "optimisation": OptimisationConfig, "init": InitConfig,
+          "multitask": MultitaskConfig, "runtime": RuntimeConfig}
+# Settings a resumed run may change (train longer, log or evaluate more often, move the workdir).
+# Settings a resumed run may change. Skipping unreadable shards changes nothing about the run:
+# a run stopped by a corrupt shard resumes with --skip_corrupt_shards.
+RESUMABLE = ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints", "workdir",
+             "skip_corrupt_shards")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One declared setting as the flag generator sees it."""
+
+    flag: str
+    group: str
+    field: str
+    kind: Any  # str, int, float, bool, Pairs or Names
+    default: Any
+    help: str
+    choices: Tuple
+    keys: Tuple
+
+
+def _settings() -> Tuple[Setting, ...]:
+    result = []
+    for group, cls in GROUPS.items():
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            meta = field.metadata
+            result.append(Setting(meta["flag"] or field.name, group, field.name, hints[field.name], field.default,
+                                  meta["help"], meta["choices"], meta["keys"]))
+    flags = [s.flag for s in result]
+    assert len(flags) == len(set(flags)), f"a flag is declared twice: {flags}"
+    return tuple(result)
+
+
+SETTINGS = _settings()
+_BY_FLAG = {s.flag: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run, by group (flags: `launch/train.py`)."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    optimisation: OptimisationConfig = OptimisationConfig()
+    init: InitConfig = InitConfig()
+    multitask: MultitaskConfig = MultitaskConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    def __post_init__(self):
+        if self.optimisation.strategy == "iii" and not self.init.init_rnn_from:
+            raise ValueError("--strategy=iii needs --init_rnn_from (a strategy-i run's workdir or weights file)")
+        if self.optimisation.strategy != "iii" and self.init.init_rnn_from:
+            raise ValueError(f"--init_rnn_from={self.init.init_rnn_from} is only used by --strategy=iii, "
+                             f"got --strategy={self.optimisation.strategy}")
+        multitask_only = [s.flag for s in SETTINGS if s.group == "multitask"
+                          and getattr(self.multitask, s.field) != s.default]
+        if self.model.categorical:
+            multitask_only.append("categorical")
+        if multitask_only and self.optimisation.loss != "multitask":
+            raise ValueError(f"--{', --'.join(multitask_only)} need --loss=multitask, "
+                             f"got --loss={self.optimisation.loss}")
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any] = None, **settings) -> "TrainConfig":
+        """The config from {flag name: value} and/or `flag=value` keywords
+        (absl flags, an old flat flags.json, tests); settings not given keep
+        their defaults."""
+        values = {**(values or {}), **settings}
+        unknown = sorted(set(values) - set(_BY_FLAG))
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}{suggest(unknown[0], _BY_FLAG)}")
+        groups = {name: {} for name in GROUPS}
+        for flag, value in values.items():
+            groups[_BY_FLAG[flag].group][_BY_FLAG[flag].field] = value
+        return cls(**{name: GROUPS[name](**fields) for name, fields in groups.items()})
+
+    def flat(self) -> Dict[str, Any]:
+        """{flag name: value} of every setting."""
+        return {s.flag: getattr(getattr(self, s.group), s.field) for s in SETTINGS}
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with settings changed by flag name (checked together)."""
+        return TrainConfig.from_flat({**self.flat(), **changes})
+
     @property
-    def sequence_loss(self) -> bool:
-        return self.loss.startswith("sequence_ccc")
+    def build_overrides(self) -> Dict[str, Any]:
+        """`affnet.models.build` overrides: `model.overrides` plus the strategy's `freeze_backbone`."""
+        overrides = dict(self.model.overrides)
+        if self.optimisation.strategy == "i":
+            overrides["freeze_backbone"] = True
+        return overrides
 
     @property
     def utterance_eval(self) -> bool:
-        return self.sequence_loss if self.utterance_level is None else bool(self.utterance_level)
+        """Evaluate per utterance ([MC]): as asked, or with the sequence CCC losses."""
+        if self.data.utterance_level == "auto":
+            return self.optimisation.sequence_loss
+        return self.data.utterance_level == "true"
 
-    @property
-    def eval_batch(self) -> int:
-        return self.eval_batch_size or self.batch_size
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        """The nested JSON form: key=value settings as objects, name lists as lists."""
+        nested = {name: {} for name in GROUPS}
+        for s in SETTINGS:
+            value = getattr(getattr(self, s.group), s.field)
+            nested[s.group][s.field] = dict(value) if s.kind is Pairs else list(value) if s.kind is Names else value
+        return nested
 
     def to_json(self) -> str:
-        values = dataclasses.asdict(self)
-        for name in _PAIR_FIELDS:
-            values[name] = dict(getattr(self, name))
-        values["couplings"] = list(self.couplings)
-        return json.dumps(values, indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
-        values = dict(values)
-        for name in _PAIR_FIELDS:
-            values[name] = tuple(sorted(dict(values.get(name, {})).items()))
-        values["couplings"] = tuple(values.get("couplings", ()))
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """From `to_dict`'s nested form, or the flat form (flag names) of
+        flags.json files written before the groups existed."""
+        if not all(isinstance(v, Mapping) for v in values.values()) or not set(values) <= set(GROUPS):
+            return cls.from_flat(_from_flat_json(values))
+        flat = {}
+        for group, fields in values.items():
+            known = {s.field: s.flag for s in SETTINGS if s.group == group}
+            for field, value in fields.items():
+                if field not in known:
+                    raise ValueError(f"unknown setting {group}.{field}{suggest(field, known)}")
+                flat[known[field]] = value
+        return cls.from_flat(flat)
 
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+
+def _from_flat_json(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """A flat flags.json's values as settings: `utterance_level` was null /
+    true / false there (now auto / true / false)."""
+    values = dict(values)
+    if "utterance_level" in values and not isinstance(values["utterance_level"], str):
+        level = values["utterance_level"]
+        values["utterance_level"] = "auto" if level is None else "true" if level else "false"
+    return values
 
 
 def save(config: TrainConfig, workdir: Optional[str] = None) -> str:
-    """Write `flags.json` (atomically) into `workdir` (default `config.workdir`)."""
-    workdir = workdir or config.workdir
+    """Write `flags.json` (atomically) into `workdir` (default `config.runtime.workdir`)."""
+    workdir = workdir or config.runtime.workdir
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, FLAGS_FILE)
     with open(path + ".tmp", "w") as f:
@@ -266,7 +452,7 @@ def save(config: TrainConfig, workdir: Optional[str] = None) -> str:
 
 
 def load(workdir: str) -> TrainConfig:
-    """The `TrainConfig` of a run from `<workdir>/flags.json`."""
+    """The `TrainConfig` of a run from `<workdir>/flags.json` (nested or flat form)."""
     path = os.path.join(workdir, FLAGS_FILE)
     if not os.path.exists(path):
         raise ValueError(f"{path} does not exist: {workdir!r} is not a training workdir "
@@ -276,12 +462,13 @@ def load(workdir: str) -> TrainConfig:
             values = json.load(f)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
-    return TrainConfig.from_dict(values)
+    try:
+        return TrainConfig.from_dict(values)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
-def differences(saved: TrainConfig, requested: TrainConfig, ignore=("train_steps", "eval_every",
-                                                                     "checkpoint_every", "log_every",
-                                                                     "keep_checkpoints", "workdir")):
-    """Settings that differ between a workdir's saved config and a resumed run's."""
-    a, b = dataclasses.asdict(saved), dataclasses.asdict(requested)
+def differences(saved: TrainConfig, requested: TrainConfig, ignore=RESUMABLE) -> Dict[str, Tuple[Any, Any]]:
+    """{flag: (saved, requested)} of the settings a resumed run changes."""
+    a, b = saved.flat(), requested.flat()
     return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}

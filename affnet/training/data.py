@@ -5,7 +5,7 @@ a `TrainConfig` and to `tf.distribute` (each replica builds its own pipeline
 with the per-replica batch; the input context shards the files).
 
 Data position on resume: the training stream is reseeded by step. A run that
-starts (or resumes) at step s shuffles with seed `(config.seed, s)`, so a
+starts (or resumes) at step s shuffles with seed `(config.optimisation.seed, s)`, so a
 resumed run does not replay the order it saw before the interruption; over
 many steps every window is still drawn uniformly. This keeps resumption
 exact in step, weights and optimizer state without checkpointing a
@@ -74,22 +74,22 @@ def missing_data_message(data: str, split: str) -> str:
 def check_data(config: TrainConfig, splits=None):
     """Raise `FileNotFoundError` with `missing_data_message` if a split is absent
     (the training split in every `task_data` directory too)."""
-    for split in splits or (config.train_split, config.eval_split):
-        if not split_files(config.data, split):
-            raise FileNotFoundError(missing_data_message(config.data, split))
+    for split in splits or (config.data.train_split, config.data.eval_split):
+        if not split_files(config.data.dir, split):
+            raise FileNotFoundError(missing_data_message(config.data.dir, split))
     if splits is None:
         for directory in train_data_dirs(config):
-            if not split_files(directory, config.train_split):
-                raise FileNotFoundError(missing_data_message(directory, config.train_split))
+            if not split_files(directory, config.data.train_split):
+                raise FileNotFoundError(missing_data_message(directory, config.data.train_split))
 
 
 def image_size(config: TrainConfig) -> int:
     """The model's input size (the reader resizes the 96x96 crops to it)."""
-    return int(config.overrides.get("input_size", describe(config.model).defaults.get("input_size", 96)))
+    return int(config.build_overrides.get("input_size", describe(config.model.name).defaults.get("input_size", 96)))
 
 
 def uses_landmarks(config: TrainConfig) -> bool:
-    return bool(config.overrides.get("landmarks", describe(config.model).defaults.get("landmarks", True)))
+    return bool(config.build_overrides.get("landmarks", describe(config.model.name).defaults.get("landmarks", True)))
 
 
 def reader_arguments(model) -> dict:
@@ -106,7 +106,7 @@ def reader_arguments(model) -> dict:
 
 
 def _seed(config: TrainConfig, start_step: int) -> int:
-    return hash((config.seed, start_step)) % (2 ** 31)
+    return hash((config.optimisation.seed, start_step)) % (2 ** 31)
 
 
 def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict] = None):
@@ -121,17 +121,17 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
     from data_pipeline.input import make_dataset, make_multitask_dataset
 
     reader = dict(reader or {})
-    common = dict(seq_len=config.seq_len, training=True, image_size=image_size(config),
-                  oversample=config.oversample, skip_corrupt_shards=config.skip_corrupt_shards, **reader)
+    common = dict(seq_len=config.data.seq_len, training=True, image_size=image_size(config),
+                  oversample=config.data.oversample, skip_corrupt_shards=config.data.skip_corrupt_shards, **reader)
 
     def dataset_fn(input_context):
         # make_dataset takes the global batch and divides it by the replicas.
-        if not config.task_batch_sizes:
-            return make_dataset(config.data, config.train_split, batch_size=config.batch_size,
+        if not config.multitask.task_batch_sizes:
+            return make_dataset(config.data.dir, config.data.train_split, batch_size=config.data.batch_size,
                                 seed=_seed(config, start_step), input_context=input_context, **common)
-        task_data = dict(config.task_data)
-        sizes = dict(config.task_batch_sizes)
-        task_args = {task: dict(data=task_data.get(task, config.data), split=config.train_split,
+        task_data = dict(config.multitask.task_data)
+        sizes = dict(config.multitask.task_batch_sizes)
+        task_args = {task: dict(data=task_data.get(task, config.data.dir), split=config.data.train_split,
                                 seed=_seed(config, start_step), input_context=input_context, **common)
                      for task in sizes}
         # Frame models get squeezed (B, ...) batches from seq_len-1 windows:
@@ -143,23 +143,23 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
 
 def train_data_dirs(config: TrainConfig):
     """Every data directory the training split is read from."""
-    if not config.task_batch_sizes:
-        return [config.data]
-    task_data = dict(config.task_data)
-    return sorted({task_data.get(task, config.data) for task, _ in config.task_batch_sizes})
+    if not config.multitask.task_batch_sizes:
+        return [config.data.dir]
+    task_data = dict(config.multitask.task_data)
+    return sorted({task_data.get(task, config.data.dir) for task, _ in config.multitask.task_batch_sizes})
 
 
 def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None) -> tf.data.Dataset:
     """Every frame of `split` once, in `seq_len` windows (not distributed)."""
     from data_pipeline.input import make_dataset
 
-    return make_dataset(config.data, split, config.seq_len, config.eval_batch, training=False,
-                        image_size=image_size(config), skip_corrupt_shards=config.skip_corrupt_shards,
+    return make_dataset(config.data.dir, split, config.data.seq_len, config.data.eval_batch, training=False,
+                        image_size=image_size(config), skip_corrupt_shards=config.data.skip_corrupt_shards,
                         **(reader or {}))
 
 
 def _files(config: TrainConfig, split: str) -> List[str]:
-    directories = train_data_dirs(config) if split == config.train_split else [config.data]
+    directories = train_data_dirs(config) if split == config.data.train_split else [config.data.dir]
     return [path for directory in directories for path in split_files(directory, split)]
 
 
@@ -167,7 +167,7 @@ def skipped_shards(config: TrainConfig, splits: Sequence[str]) -> List[str]:
     """Problem lines of the shards `skip_corrupt_shards` leaves out of `splits` ([] when it is off)."""
     from data_pipeline import shards
 
-    if not config.skip_corrupt_shards:
+    if not config.data.skip_corrupt_shards:
         return []
     return [line for split in splits for line in shards.partition(_files(config, split))[1]]
 

@@ -71,21 +71,22 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
     config, model, path = export.load_run_model(workdir, checkpoint)
     if skip_corrupt_shards:
         config = config.replace(skip_corrupt_shards=True)
-    splits = [split] + ([config.eval_split] if median_filter and config.eval_split != split else [])
+    splits = [split] + ([config.data.eval_split] if median_filter and config.data.eval_split != split else [])
     data.check_data(config, splits)
     log(f"evaluating {path} on {split!r}")
-    videos = _collect(config, model, split, config.jit_compile)
-    result = {"split": split, "checkpoint": path, "model": config.model}
+    videos = _collect(config, model, split, config.runtime.jit_compile)
+    result = {"split": split, "checkpoint": path, "model": config.model.name}
     has_va = next(iter(videos.values())).has_va if videos else True
     level = "utterance" if config.utterance_eval else "frame"
-    chain = postprocess.ChainConfig(level, config.seq_len, (1, 1), (0.0, 0.0))
+    chain = postprocess.ChainConfig(level, config.data.seq_len, (1, 1), (0.0, 0.0))
     if median_filter and has_va:
-        validation = videos if config.eval_split == split else _collect(config, model, config.eval_split,
-                                                                         config.jit_compile)
-        chain = postprocess.choose_chain(validation, level=level, seq_len=config.seq_len)
+        validation = videos if config.data.eval_split == split else _collect(
+            config, model, config.data.eval_split, config.runtime.jit_compile)
+        chain = postprocess.choose_chain(validation, level=level, seq_len=config.data.seq_len)
         result["median_windows"] = {"valence": chain.median_windows[0], "arousal": chain.median_windows[1],
-                                    "chosen_on": config.eval_split, "validation_ccc": chain.scores["median_window"]}
-        result["postprocess"] = {"level": level, "chosen_on": config.eval_split, "steps": chain.steps(),
+                                    "chosen_on": config.data.eval_split,
+                                    "validation_ccc": chain.scores["median_window"]}
+        result["postprocess"] = {"level": level, "chosen_on": config.data.eval_split, "steps": chain.steps(),
                                  **({"seq_len": chain.seq_len, "radius": chain.radius,
                                      "smoothing_validation_ccc": chain.scores["smoothing"]}
                                     if level == "utterance" else {})}
@@ -99,7 +100,7 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
         utterances = postprocess.apply_chain(chain, videos)
         result["utterance_level"] = {
             **evaluation.scores(utterances, per_video=False),
-            "raw": evaluation.scores(evaluation.utterances(videos, config.seq_len), per_video=False)}
+            "raw": evaluation.scores(evaluation.utterances(videos, config.data.seq_len), per_video=False)}
     output = output or default_output(workdir, split)
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)

@@ -95,8 +95,8 @@ def export_run(workdir: str, output: str, checkpoint: str = "best") -> dict:
     saved_model = os.path.join(output, SAVED_MODEL_DIR)
     tf.saved_model.save(module, saved_model, signatures={"serving_default": module.serve})
     model.save(os.path.join(output, KERAS_FILE))
-    info = {"workdir": os.path.abspath(workdir), "checkpoint": path, "model": config.model,
-            "model_overrides": dict(config.model_overrides), "seq_len": config.seq_len,
+    info = {"workdir": os.path.abspath(workdir), "checkpoint": path, "model": config.model.name,
+            "model_overrides": dict(config.model.overrides), "seq_len": config.data.seq_len,
             "image_size": data.image_size(config), "crop_size": CROP_SIZE,
             "landmarks": module.takes_landmarks,
             "outputs": sorted(module.serve.get_concrete_function().structured_outputs),

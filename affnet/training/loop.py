@@ -41,14 +41,15 @@ def _append_json_line(path, values):
 
 
 def _prepare_workdir(config: TrainConfig, chief: bool):
-    """Write flags.json, or check that a resumed run keeps the saved settings."""
-    path = os.path.join(config.workdir, config_lib.FLAGS_FILE)
-    if os.path.exists(path):
-        saved = config_lib.load(config.workdir)
-        # Skipping unreadable shards changes no setting of the run: a run stopped by a
-        # corrupt shard resumes with --skip_corrupt_shards.
-        saved = saved.replace(skip_corrupt_shards=config.skip_corrupt_shards)
-        changed = config_lib.differences(saved, config)
+    """Write flags.json, or check that a resumed run keeps the saved settings.
+
+    A workdir without a checkpoint holds nothing trained: another configuration
+    replaces its flags.json, so a run that failed before its first checkpoint
+    never locks the workdir ([issue 15]).
+    """
+    path = os.path.join(config.runtime.workdir, config_lib.FLAGS_FILE)
+    if os.path.exists(path) and checkpointing.has_checkpoint(config.runtime.workdir):
+        changed = config_lib.differences(config_lib.load(config.runtime.workdir), config)
         if changed:
             raise ValueError(f"{path} holds another configuration; changed settings {changed}. "
                              f"Use a new --workdir, or the saved flags to resume.")
@@ -57,12 +58,12 @@ def _prepare_workdir(config: TrainConfig, chief: bool):
 
 
 def _check_loss(config: TrainConfig, multitask: bool):
-    if multitask and config.loss != "multitask":
-        raise ValueError(f"model {config.model!r} returns task outputs (va, expression, au): train it with "
-                         f"--loss=multitask, not --loss={config.loss}")
-    if not multitask and config.loss == "multitask":
+    if multitask and config.optimisation.loss != "multitask":
+        raise ValueError(f"model {config.model.name!r} returns task outputs (va, expression, au): train it with "
+                         f"--loss=multitask, not --loss={config.optimisation.loss}")
+    if not multitask and config.optimisation.loss == "multitask":
         raise ValueError(f"--loss=multitask needs a multi-task model (dict outputs, or --categorical); "
-                         f"{config.model!r} returns valence-arousal only")
+                         f"{config.model.name!r} returns valence-arousal only")
 
 
 class Trainer:
@@ -75,7 +76,7 @@ class Trainer:
       train_dataset_fn: `fn(input_context) -> dataset` of per-replica
         `(features, labels)` batches (default `data.train_dataset_fn`).
       eval_dataset_fn: `fn() -> dataset` of the evaluation split (default
-        `data.eval_dataset(config, config.eval_split)`); None with
+        `data.eval_dataset(config, config.data.eval_split)`); None with
         `evaluate=False` skips evaluation.
       log: a print-like function for progress lines.
     """
@@ -85,33 +86,33 @@ class Trainer:
                  log: Callable = print):
         self.config = config
         self.log = log
-        self.strategy = distribution.make_strategy(config.distribution)
+        self.strategy = distribution.make_strategy(config.runtime.distribution)
         self.chief = distribution.is_chief(self.strategy)
-        self.write_dir = distribution.write_dir(config.workdir, self.strategy)
+        self.write_dir = distribution.write_dir(config.runtime.workdir, self.strategy)
         replicas = self.strategy.num_replicas_in_sync
-        if config.jit_compile and replicas > 1:
+        if config.runtime.jit_compile and replicas > 1:
             # The RNN's TensorLists cannot cross an XLA boundary between the forward
             # pass and its gradient, and the global loss needs a cross-replica
             # all-reduce in between: XLA covers whole single-replica steps only.
-            raise ValueError(f"jit_compile=True supports one replica; the {config.distribution!r} "
+            raise ValueError(f"jit_compile=True supports one replica; the {config.runtime.distribution!r} "
                              f"distribution has {replicas}")
         _prepare_workdir(config, self.chief)
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.optimisation.seed)
         with self.strategy.scope():
             self.sequence = model_fn is not None or modeling.is_sequence_model(config)
             if model_fn is None:
-                resuming = checkpointing.has_checkpoint(config.workdir)
+                resuming = checkpointing.has_checkpoint(config.runtime.workdir)
                 self.model = modeling.build_model(config, initialise=not resuming)
             else:
-                with modeling.precision(config.mixed_precision):
+                with modeling.precision(config.runtime.mixed_precision):
                     self.model = model_fn()
             self.multitask = modeling.is_multitask(self.model)
             _check_loss(config, self.multitask)
             self.optimizer = schedules.make_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoints = checkpointing.RunCheckpoints(self.model, self.optimizer, self.step, config.workdir,
-                                                        self.write_dir, config.keep_checkpoints)
+        self.checkpoints = checkpointing.RunCheckpoints(self.model, self.optimizer, self.step, config.runtime.workdir,
+                                                        self.write_dir, config.runtime.keep_checkpoints)
         restored = self.checkpoints.restore_latest()
         if restored:
             self.log(f"resumed from {restored} at step {int(self.step.numpy())}")
@@ -119,23 +120,23 @@ class Trainer:
             self._initialise()
         reader = data.reader_arguments(self.model)
         self.train_dataset_fn = train_dataset_fn or data.train_dataset_fn(config, int(self.step.numpy()), reader)
-        self.eval_dataset_fn = eval_dataset_fn or (lambda: data.eval_dataset(config, config.eval_split, reader))
-        self.train_writer, self.val_writer = summaries.writers(config.workdir, self.chief)
+        self.eval_dataset_fn = eval_dataset_fn or (lambda: data.eval_dataset(config, config.data.eval_split, reader))
+        self.train_writer, self.val_writer = summaries.writers(config.runtime.workdir, self.chief)
         self._train_step = self._make_train_step()
         self.history = []  # (step, mean training loss since the previous log line)
         self._predict = tf.function(lambda f: modeling.call(self.model, f, False, self.sequence),
-                                    jit_compile=config.jit_compile)
+                                    jit_compile=config.runtime.jit_compile)
 
     def _initialise(self):
         config = self.config
-        if config.init_weights:
+        if config.init.init_weights:
             self.log(f"initialised the model from "
-                     f"{modeling.load_weights(self.model, config.init_weights, config)}")
-        for line in modeling.init_streams(self.model, config.init_streams):
+                     f"{modeling.load_weights(self.model, config.init.init_weights, config)}")
+        for line in modeling.init_streams(self.model, config.init.init_streams):
             self.log(f"initialised the {line}")
-        if config.init_rnn_from:
-            copied = modeling.init_rnn(self.model, config.init_rnn_from)
-            self.log(f"strategy (iii): initialised {copied} from {config.init_rnn_from}")
+        if config.init.init_rnn_from:
+            copied = modeling.init_rnn(self.model, config.init.init_rnn_from)
+            self.log(f"strategy (iii): initialised {copied} from {config.init.init_rnn_from}")
 
     def _make_train_step(self):
         config, model, optimizer = self.config, self.model, self.optimizer
@@ -153,7 +154,7 @@ class Trainer:
                 terms.update(objective.monitor_values(objective.global_sum(monitor)))
             return loss, terms, tape.gradient(scaled, model.trainable_variables)
 
-        if config.jit_compile:
+        if config.runtime.jit_compile:
             gradients = tf.function(gradients, jit_compile=True)
 
         def replica_step(features, labels):
@@ -178,10 +179,10 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Whole-set scores of the current weights on the evaluation split."""
-        with data.naming_bad_shards(self.config, self.config.eval_split):
+        with data.naming_bad_shards(self.config, self.config.data.eval_split):
             videos = evaluation.collect(self.predict, self.eval_dataset_fn())
         if self.config.utterance_eval:
-            videos = evaluation.utterances(videos, self.config.seq_len)
+            videos = evaluation.utterances(videos, self.config.data.seq_len)
         result = evaluation.scores(videos, per_video=False)
         result["loss"] = 1.0 - result[self.selection_key]
         return result, videos
@@ -194,7 +195,7 @@ class Trainer:
     def _log_eval(self, step):
         scores, videos = self.evaluate()
         has_va = "ccc_mean" in scores
-        line = [f"step {step}: {self.config.eval_split}"]
+        line = [f"step {step}: {self.config.data.eval_split}"]
         if has_va:
             line.append(f"CCC valence {scores['ccc_valence']:.4f} arousal {scores['ccc_arousal']:.4f} "
                         f"mean {scores['ccc_mean']:.4f}")
@@ -208,36 +209,36 @@ class Trainer:
                 labels = np.concatenate([v.labels for v in videos.values()])
                 predictions = np.concatenate([v.predictions for v in videos.values()])
                 summaries.image(self.val_writer, step, "va_scatter", summaries.va_scatter_png(
-                    labels, predictions, f"{self.config.eval_split} step {step}"))
-            _append_json_line(os.path.join(self.config.workdir, EVAL_HISTORY),
+                    labels, predictions, f"{self.config.data.eval_split} step {step}"))
+            _append_json_line(os.path.join(self.config.runtime.workdir, EVAL_HISTORY),
                               {"step": step, **{k: v for k, v in scores.items() if not isinstance(v, list)}})
         key = self.selection_key
         if self.checkpoints.maybe_save_best(scores, key):
-            self.log(f"step {step}: new best {self.config.eval_split} {key} {scores[key]:.4f}")
+            self.log(f"step {step}: new best {self.config.data.eval_split} {key} {scores[key]:.4f}")
         return scores
 
     def train(self, evaluate: bool = True) -> dict:
-        """Run until `config.train_steps`; returns the last evaluation (or {})."""
+        """Run until `config.optimisation.train_steps`; returns the last evaluation (or {})."""
         config = self.config
         step = int(self.step.numpy())
-        if step >= config.train_steps:
-            self.log(f"already at step {step} >= train_steps {config.train_steps}; nothing to train")
+        if step >= config.optimisation.train_steps:
+            self.log(f"already at step {step} >= train_steps {config.optimisation.train_steps}; nothing to train")
             return {"step": step}
         iterator = iter(self.strategy.distribute_datasets_from_function(self.train_dataset_fn))
-        sequences = sum(dict(config.task_batch_sizes).values()) or config.batch_size
-        progress = summaries.Progress(config.train_steps, step, sequences * config.seq_len)
+        sequences = sum(dict(config.multitask.task_batch_sizes).values()) or config.data.batch_size
+        progress = summaries.Progress(config.optimisation.train_steps, step, sequences * config.data.seq_len)
         losses, last_scores, evaluated_at = [], {}, None
-        skipped = data.skipped_shards(config, sorted({config.train_split, config.eval_split}))
+        skipped = data.skipped_shards(config, sorted({config.data.train_split, config.data.eval_split}))
         if skipped:
             self.log(f"skip_corrupt_shards: {len(skipped)} shard(s) left out, first: {skipped[0]}")
-        if config.skip_corrupt_shards:
+        if config.data.skip_corrupt_shards:
             summaries.scalars(self.train_writer, step, {"skipped_corrupt_shards": len(skipped)})
-        while step < config.train_steps:
-            with data.naming_bad_shards(config, config.train_split):
+        while step < config.optimisation.train_steps:
+            with data.naming_bad_shards(config, config.data.train_split):
                 losses.append(self._train_step(iterator))
             self.step.assign_add(1)
             step += 1
-            if step % config.log_every == 0 or step == config.train_steps:
+            if step % config.runtime.log_every == 0 or step == config.optimisation.train_steps:
                 terms = {name: float(np.mean([float(x[name]) for x in losses])) for name in losses[0]}
                 loss = terms.pop("loss")
                 losses = []
@@ -248,9 +249,9 @@ class Trainer:
                 summaries.scalars(self.train_writer, step, {
                     "loss": loss, "learning_rate": rate, "steps_per_second": steps_per_second,
                     "frames_per_second": frames_per_second, **terms})
-            if step % config.checkpoint_every == 0 or step == config.train_steps:
+            if step % config.runtime.checkpoint_every == 0 or step == config.optimisation.train_steps:
                 self.checkpoints.save_latest()
-            if evaluate and (step % config.eval_every == 0 or step == config.train_steps):
+            if evaluate and (step % config.runtime.eval_every == 0 or step == config.optimisation.train_steps):
                 last_scores = self._log_eval(step)
                 evaluated_at = step
                 progress.rates(step)  # Evaluation time is not training throughput.

@@ -33,23 +33,23 @@ def precision(mixed_precision: str):
 
 
 def build_model(config: TrainConfig, mixed_precision=None, initialise: bool = True) -> keras.Model:
-    """`affnet.models.build(config.model, **config.overrides)` under the run's
-    (or the given) precision policy; with `config.categorical` its output is
+    """`affnet.models.build(config.model.name, **config.build_overrides)` under the run's
+    (or the given) precision policy; with `config.model.categorical` its output is
     replaced by 7 expression classes ([AW] Sec. 5.2).
 
     initialise=False drops a build-time `init_weights` override (model-level
     fusion loads its sub-networks from other runs, [MC] 5.4.1): a model about
     to be restored from its own checkpoint must not need those runs.
     """
-    overrides = config.overrides
+    overrides = config.build_overrides
     if not initialise:
         overrides.pop("init_weights", None)
-    with precision(config.mixed_precision if mixed_precision is None else mixed_precision):
-        model = models.build(config.model, **overrides)
-        if config.categorical:
+    with precision(config.runtime.mixed_precision if mixed_precision is None else mixed_precision):
+        model = models.build(config.model.name, **overrides)
+        if config.model.categorical:
             from affnet.models import categorical
 
-            model = categorical.to_categorical(model, num_classes=config.categorical_classes)
+            model = categorical.to_categorical(model, num_classes=config.model.categorical_classes)
         return model
 
 
@@ -65,8 +65,7 @@ def model_inputs(model, features):
 
 
 def _same_architecture(donor: TrainConfig, config: TrainConfig) -> bool:
-    return (donor.model, donor.model_overrides, donor.categorical) == (config.model, config.model_overrides,
-                                                                       config.categorical)
+    return donor.model == config.model
 
 
 def load_weights(model, source: str, config: TrainConfig = None) -> str:
@@ -134,7 +133,7 @@ def init_rnn(model, source: str):
 
 def is_sequence_model(config: TrainConfig) -> bool:
     """Whether the configuration takes (B, T, ...) inputs ([AW] frame CNNs do not)."""
-    return models.describe(config.model).sequence
+    return models.describe(config.model.name).sequence
 
 
 def call(model, features, training: bool, sequence: bool = True):

@@ -105,24 +105,24 @@ def global_loss(loss, labels, predictions):
 def coupling_config(config, model):
     """The run's FaceBehaviorNet couplings ([FBN] Sec. VI-B) as an
     `affnet.coupling.CouplingConfig` over `model`'s AUs, or None without couplings."""
-    if not config.couplings:
+    if not config.multitask.couplings:
         return None
     from affnet import coupling
 
     au_names = getattr(model, "au_names", None)
     if not au_names:
-        raise ValueError(f"couplings {list(config.couplings)} need a model with AU outputs (au_names); "
-                         f"{config.model!r} has none")
-    return coupling.CouplingConfig.from_names(config.couplings, table=config.relatedness, au_names=tuple(au_names),
-                                              **dict(config.coupling_options))
+        raise ValueError(f"couplings {list(config.multitask.couplings)} need a model with AU outputs (au_names); "
+                         f"{config.model.name!r} has none")
+    return coupling.CouplingConfig.from_names(config.multitask.couplings, table=config.multitask.relatedness,
+                                              au_names=tuple(au_names), **dict(config.multitask.coupling_options))
 
 
 def statistics(config, labels, predictions, couplings=None):
-    """This replica's additive loss statistics for the run's `config.loss`:
+    """This replica's additive loss statistics for the run's `config.optimisation.loss`:
     a tensor for the VA losses, a {term: tensor} dict for "multitask"
     (`affnet.multitask_losses`; with `couplings`, `affnet.coupling`)."""
-    if config.loss != "multitask":
-        return local_statistics(config.loss, labels, predictions)
+    if config.optimisation.loss != "multitask":
+        return local_statistics(config.optimisation.loss, labels, predictions)
     if couplings is not None:
         from affnet import coupling
 
@@ -134,15 +134,15 @@ def statistics(config, labels, predictions, couplings=None):
 
 def loss_and_components(config, stats, couplings=None):
     """(scalar loss, {term: unweighted value}) from globally summed `statistics`."""
-    if config.loss != "multitask":
-        return loss_from_statistics(config.loss, stats), {}
+    if config.optimisation.loss != "multitask":
+        return loss_from_statistics(config.optimisation.loss, stats), {}
     if couplings is not None:
         from affnet import coupling
 
-        return coupling.facebehaviornet_loss_from_statistics(stats, couplings, config.task_weight)
+        return coupling.facebehaviornet_loss_from_statistics(stats, couplings, config.multitask.task_weight)
     from affnet import multitask_losses
 
-    return multitask_losses.multitask_loss_from_statistics(stats, config.task_weight)
+    return multitask_losses.multitask_loss_from_statistics(stats, config.multitask.task_weight)
 
 
 def monitor_statistics(labels, predictions):

@@ -13,11 +13,11 @@ from affnet.training.config import TrainConfig
 
 def learning_rate(config: TrainConfig):
     """A float (no decay) or a staircase `ExponentialDecay` schedule."""
-    if not config.lr_decay_steps or config.lr_decay_rate == 1.0:
-        return float(config.learning_rate)
+    if not config.optimisation.lr_decay_steps or config.optimisation.lr_decay_rate == 1.0:
+        return float(config.optimisation.learning_rate)
     return keras.optimizers.schedules.ExponentialDecay(
-        initial_learning_rate=config.learning_rate, decay_steps=config.lr_decay_steps,
-        decay_rate=config.lr_decay_rate, staircase=True)
+        initial_learning_rate=config.optimisation.learning_rate, decay_steps=config.optimisation.lr_decay_steps,
+        decay_rate=config.optimisation.lr_decay_rate, staircase=True)
 
 
 def current_learning_rate(optimizer) -> float:
@@ -31,14 +31,14 @@ def make_optimizer(config: TrainConfig):
     """Adam ([all papers]), SGD or RMSprop; wrapped in a `LossScaleOptimizer`
     for float16 (bfloat16 needs no loss scaling)."""
     rate = learning_rate(config)
-    if config.optimizer == "adam":
+    if config.optimisation.optimizer == "adam":
         optimizer = keras.optimizers.Adam(rate, name="adam")
-    elif config.optimizer == "sgd":
+    elif config.optimisation.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(rate, momentum=0.9, name="sgd")
-    elif config.optimizer == "rmsprop":
+    elif config.optimisation.optimizer == "rmsprop":
         optimizer = keras.optimizers.RMSprop(rate, name="rmsprop")
     else:
-        raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {config.optimizer!r}")
-    if config.mixed_precision == "float16":
+        raise ValueError(f"optimizer must be adam, sgd or rmsprop, got {config.optimisation.optimizer!r}")
+    if config.runtime.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name="loss_scale_optimizer")
     return optimizer

@@ -47,10 +47,10 @@ def main(mode, workdir, logical_cpus=1, loss="ccc"):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
     from affnet.training import config as config_lib, loop
 
-    config = config_lib.TrainConfig(model="affwildnet_vggface", model_overrides=OVERRIDES, data="unused",
-                                     seq_len=SEQ_LEN, batch_size=GLOBAL_BATCH, train_steps=STEPS, log_every=1,
-                                     eval_every=1000, checkpoint_every=1000, distribution=mode, workdir=workdir,
-                                     loss=loss, lr_decay_steps=0, learning_rate=1e-2)
+    config = config_lib.TrainConfig.from_flat(
+        model="affwildnet_vggface", model_overrides=OVERRIDES, data="unused", seq_len=SEQ_LEN,
+        batch_size=GLOBAL_BATCH, train_steps=STEPS, log_every=1, eval_every=1000, checkpoint_every=1000,
+        distribution=mode, workdir=workdir, loss=loss, lr_decay_steps=0, learning_rate=1e-2)
     trainer = loop.Trainer(config, train_dataset_fn=dataset_fn, log=lambda *a: None)
     trainer.train(evaluate=False)
     print("RESULT " + json.dumps({"losses": [loss for _, loss in trainer.history],

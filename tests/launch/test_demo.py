@@ -71,7 +71,7 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     history = [json.loads(line)["step"] for line in open(os.path.join(workdir, "eval_history.json"))]
     assert history == [2, 4]
     assert os.path.exists(os.path.join(workdir, "eval_test_videos.png"))
-    assert json.load(open(os.path.join(workdir, "flags.json")))["train_steps"] == 4
+    assert json.load(open(os.path.join(workdir, "flags.json")))["optimisation"]["train_steps"] == 4
     for sub, expected in (("train", {"loss", "learning_rate", "steps_per_second", "frames_per_second",
                                      "ccc_valence", "ccc_arousal", "mse_valence", "mse_arousal"}),
                           ("val", {"ccc_valence", "ccc_arousal", "mse_valence", "loss", "va_scatter"})):

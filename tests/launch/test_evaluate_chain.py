@@ -154,7 +154,7 @@ def test_frame_level_run_keeps_the_median_filter_report(run, tmp_path):
     frame_run = str(tmp_path / "frame_run")
     shutil.copytree(workdir, frame_run, ignore=shutil.ignore_patterns("eval*", "predictions_*"))
     flags = _read(os.path.join(frame_run, "flags.json"))
-    flags.update(utterance_level=False, workdir=frame_run)
+    flags["data"]["utterance_level"], flags["runtime"]["workdir"] = "false", frame_run
     with open(os.path.join(frame_run, "flags.json"), "w") as handle:
         json.dump(flags, handle)
     validation = evaluate_run(frame_run, "validation", plot=False, log=lambda m: None)

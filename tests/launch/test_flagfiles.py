@@ -1,6 +1,7 @@
-"""Every flagfile parses into a valid TrainConfig naming a registered model and
-starts with its header; train.py stops at once, naming where it looked and how to
-prepare the data, when a flagfile's data is missing."""
+"""Every flagfile parses into a valid TrainConfig naming a registered model with
+overrides its builder takes, and starts with its header; train.py stops at once,
+naming where it looked and how to prepare the data, when a flagfile's data is
+missing."""
 
 import json
 import os
@@ -25,7 +26,7 @@ for name in sys.argv[1:] or %r:
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["train", "--flagfile=" + name])
     config = train.config_from_flags()
-    affnet.models.describe(config.model)
+    affnet.models.check_arguments(config.model.name, **config.build_overrides)
     out[name] = json.loads(config.to_json())
 print("RESULT " + json.dumps(out))
 """ % (FLAGFILES,)
@@ -46,18 +47,21 @@ def test_flagfiles_have_headers_and_parse():
     configs = json.loads([l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
     aw2 = configs["affwild2.flags"]
     # [AW2] Sec. IV-A: 4 x 80, Adam 1e-3, 400 x 0.97; attention length 32 is in the model config.
-    assert (aw2["batch_size"], aw2["seq_len"], aw2["optimizer"]) == (4, 80, "adam")
-    assert (aw2["learning_rate"], aw2["lr_decay_steps"], aw2["lr_decay_rate"]) == (1e-3, 400, 0.97)
-    assert aw2["model"] == "vggface_gru_attention"
-    assert configs["omg.flags"]["loss"] == "sequence_ccc_median"
-    assert configs["recola.flags"]["init_weights"] == "runs/affwild2"
-    assert configs["afewva.flags"]["init_weights"] == "runs/affwild"
-    assert configs["demo.flags"]["model_overrides"]["width"] == 0.125
+    assert (aw2["data"]["batch_size"], aw2["data"]["seq_len"], aw2["optimisation"]["optimizer"]) == (4, 80, "adam")
+    optimisation = aw2["optimisation"]
+    assert (optimisation["learning_rate"], optimisation["lr_decay_steps"], optimisation["lr_decay_rate"]) == (
+        1e-3, 400, 0.97)
+    assert aw2["model"]["name"] == "vggface_gru_attention"
+    assert configs["omg.flags"]["optimisation"]["loss"] == "sequence_ccc_median"
+    assert configs["recola.flags"]["init"]["init_weights"] == "runs/affwild2"
+    assert configs["afewva.flags"]["init"]["init_weights"] == "runs/affwild"
+    assert configs["demo.flags"]["model"]["overrides"]["width"] == 0.125
     fbn = configs["facebehaviornet.flags"]
-    assert fbn["loss"] == "multitask" and fbn["couplings"] == ["distribution_matching", "soft_co_annotation"]
-    assert set(fbn["task_batch_sizes"]) == {"va", "au", "expression"}
-    assert configs["facebehaviornet.flags"]["model_overrides"]["fc_units"] == [128, 128]
-    assert configs["mt_vgg_gru.flags"]["model"] == "mt_vgg_gru"
+    assert fbn["optimisation"]["loss"] == "multitask"
+    assert fbn["multitask"]["couplings"] == ["distribution_matching", "soft_co_annotation"]
+    assert set(fbn["multitask"]["task_batch_sizes"]) == {"va", "au", "expression"}
+    assert fbn["model"]["overrides"]["fc_units"] == [128, 128]
+    assert configs["mt_vgg_gru.flags"]["model"]["name"] == "mt_vgg_gru"
 
 
 @pytest.mark.parametrize("flagfile, data_dir", [("affwild2.flags", "data/affwild2"), ("omg.flags", "data/omg"),

@@ -39,7 +39,7 @@ def test_fusion_keys_follow_the_nesting_and_pair_the_optimizer_slots():
     assert len(listed) == len(model.weights) and listed["conv1_1/kernel_1"] is keys["cnn_3rnn/vggface/conv1_1/kernel"]
 
     for precision in ("none", "float16"):  # float16: a LossScaleOptimizer around Adam.
-        optimizer = schedules.make_optimizer(TrainConfig(mixed_precision=precision))
+        optimizer = schedules.make_optimizer(TrainConfig.from_flat(mixed_precision=precision))
         optimizer.build(model.trainable_variables)
         slots = {id(v): k for k, v in checkpointing.variable_map(optimizer, model).items()}
         assert len(slots) == len(optimizer.variables)

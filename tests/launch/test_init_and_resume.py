@@ -108,7 +108,7 @@ def test_init_weights_from_a_workdir_of_the_same_architecture(donor, synthetic_d
 def test_init_weights_from_a_workdir_of_another_architecture(donor, synthetic_data, tmp_path):
     # Another rnn_units: the RNN and the output layer cannot be copied by name and stay fresh.
     workdir, best = donor
-    overrides = dict(dict(_config(tmp_path).model_overrides), rnn_units=6)
+    overrides = dict(dict(_config(tmp_path).model.overrides), rnn_units=6)
     config = _config(tmp_path / "finetune", data=synthetic_data, init_weights=workdir, seed=1,
                      model_overrides=overrides)
     trainer = _trainer(config)

@@ -21,7 +21,7 @@ def _config(workdir, **changes):
                   log_every=1, eval_every=1000, checkpoint_every=2, workdir=str(workdir), learning_rate=1e-2,
                   lr_decay_steps=0)
     values.update(changes)
-    return config_lib.TrainConfig(**values)
+    return config_lib.TrainConfig.from_flat(values)
 
 
 def _trainer(config):

@@ -32,7 +32,7 @@ def _config(workdir, data, **changes):
                   log_every=1, eval_every=3, checkpoint_every=3, learning_rate=3e-3, lr_decay_steps=0,
                   eval_batch_size=4)
     values.update(changes)
-    return config_lib.TrainConfig(**values)
+    return config_lib.TrainConfig.from_flat(values)
 
 
 def _train(config):
@@ -130,8 +130,8 @@ def test_few_shot_compound_head_on_facebehaviornet():
     """[FBN] Sec. VI-B few-shot path: a C-way head on FaceBehaviorNet's shared feature."""
     from affnet.training import modeling
 
-    config = config_lib.TrainConfig(model="facebehaviornet", model_overrides=dict(TINY, fc_units=(16, 16)),
-                                    loss="multitask", categorical=True, categorical_classes=11)
+    config = config_lib.TrainConfig.from_flat(model="facebehaviornet", model_overrides=dict(TINY, fc_units=(16, 16)),
+                                              loss="multitask", categorical=True, categorical_classes=11)
     model = modeling.build_model(config)
     out = model({"images": tf.zeros([2, 32, 32, 3])})
     assert list(out) == ["expression"] and out["expression"].shape == (2, 11)
@@ -140,7 +140,7 @@ def test_few_shot_compound_head_on_facebehaviornet():
 
 def test_multitask_model_needs_the_multitask_loss(tmp_path):
     with pytest.raises(ValueError, match="--loss=multitask"):
-        loop.Trainer(config_lib.TrainConfig(model="mt_vgg", model_overrides=TINY, workdir=str(tmp_path)),
+        loop.Trainer(config_lib.TrainConfig.from_flat(model="mt_vgg", model_overrides=TINY, workdir=str(tmp_path)),
                      train_dataset_fn=lambda ctx: None, log=lambda m: None)
 
 

@@ -29,16 +29,16 @@ def test_parse_overrides_literals_and_strings():
 ])
 def test_config_rejects_bad_values(changes, message):
     with pytest.raises(ValueError, match=message):
-        TrainConfig(**changes)
+        TrainConfig.from_flat(changes)
 
 
 def test_config_round_trip_and_strategy_freezes(tmp_path):
-    config = TrainConfig(model_overrides={"width": 0.125}, strategy="i", workdir=str(tmp_path), seq_len=20)
-    assert config.overrides == {"width": 0.125, "freeze_backbone": True}
+    config = TrainConfig.from_flat(model_overrides={"width": 0.125}, strategy="i", workdir=str(tmp_path), seq_len=20)
+    assert config.build_overrides == {"width": 0.125, "freeze_backbone": True}
     config_lib.save(config)
     loaded = config_lib.load(str(tmp_path))
     assert loaded == config
-    assert json.load(open(tmp_path / "flags.json"))["model_overrides"] == {"width": 0.125}
+    assert json.load(open(tmp_path / "flags.json"))["model"]["overrides"] == {"width": 0.125}
     assert config_lib.differences(loaded, config.replace(train_steps=5)) == {}
     assert "seq_len" in config_lib.differences(loaded, config.replace(seq_len=40))
     with pytest.raises(ValueError, match="flags.json"):
@@ -46,11 +46,12 @@ def test_config_round_trip_and_strategy_freezes(tmp_path):
 
 
 def test_staircase_decay_as_aw2():
-    schedule = schedules.learning_rate(TrainConfig(learning_rate=1e-3, lr_decay_steps=400, lr_decay_rate=0.97))
+    schedule = schedules.learning_rate(TrainConfig.from_flat(learning_rate=1e-3, lr_decay_steps=400,
+                                                             lr_decay_rate=0.97))
     assert float(schedule(399)) == pytest.approx(1e-3)
     assert float(schedule(400)) == pytest.approx(0.97e-3)
     assert float(schedule(1200)) == pytest.approx(1e-3 * 0.97 ** 3)
-    assert schedules.learning_rate(TrainConfig(lr_decay_steps=0)) == pytest.approx(1e-3)
+    assert schedules.learning_rate(TrainConfig.from_flat(lr_decay_steps=0)) == pytest.approx(1e-3)
 
 
 def _batch(seed=0, b=3, t=7):
@@ -126,7 +127,7 @@ def test_utterance_estimate_is_mean_of_sequence_medians():
 
 
 def test_missing_data_message_names_place_and_preparation(tmp_path):
-    config = TrainConfig(data=str(tmp_path / "affwild2"))
+    config = TrainConfig.from_flat(data=str(tmp_path / "affwild2"))
     with pytest.raises(FileNotFoundError) as error:
         data.check_data(config)
     message = str(error.value)
@@ -173,12 +174,12 @@ def test_monitor_values_match_numpy_ccc_and_mse_on_labelled_frames():
 
 def test_multitask_config_needs_the_multitask_loss_and_known_tasks():
     with pytest.raises(ValueError, match="multitask"):
-        TrainConfig(couplings="distribution_matching")
+        TrainConfig.from_flat(couplings="distribution_matching")
     with pytest.raises(ValueError, match="couplings"):
-        TrainConfig(loss="multitask", couplings="telepathy")
+        TrainConfig.from_flat(loss="multitask", couplings="telepathy")
     with pytest.raises(ValueError, match="task_batch_sizes"):
-        TrainConfig(loss="multitask", task_data={"va": "data/a"})
-    config = TrainConfig(loss="multitask", task_weights={"au": 0.5}, couplings="soft_co_annotation",
-                         task_batch_sizes={"va": 4, "au": 2})
-    assert config.task_weight["au"] == 0.5 and config.task_weight["va"] == 1.0
+        TrainConfig.from_flat(loss="multitask", task_data={"va": "data/a"})
+    config = TrainConfig.from_flat(loss="multitask", task_weights={"au": 0.5}, couplings="soft_co_annotation",
+                                   task_batch_sizes={"va": 4, "au": 2})
+    assert config.multitask.task_weight["au"] == 0.5 and config.multitask.task_weight["va"] == 1.0
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config

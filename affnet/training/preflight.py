@@ -1,0 +1,63 @@
+"""Check a whole `TrainConfig` before anything is written ([issue 15] item 1).
+
+`TrainConfig` itself checks what needs no imports (ranges, choices, the keys
+of the key=value settings it knows). This adds what needs the model registry,
+the coupling readings or the file system, so that a typo stops the run before
+its workdir exists and the corrected command runs in the same workdir.
+Every failure is one ValueError or FileNotFoundError line naming the setting.
+"""
+
+import dataclasses
+import os
+
+from affnet import coupling, models
+from affnet.spelling import suggest
+from affnet.training import config as config_lib
+from affnet.training import data
+
+# CouplingConfig fields `objective.coupling_config` sets itself (the switches
+# from --couplings, the table from --relatedness, the AUs from the model).
+_SET_BY_TRAINING = frozenset(coupling.COUPLINGS) | {"table", "au_names"}
+
+
+def coupling_option_names():
+    """The keys `--coupling_options` accepts."""
+    return sorted(f.name for f in dataclasses.fields(coupling.CouplingConfig) if f.name not in _SET_BY_TRAINING)
+
+
+def check_model(config: config_lib.TrainConfig):
+    """The model name and every build override (and the strategy's freeze_backbone)."""
+    try:
+        models.check_arguments(config.model.name, **config.build_overrides)
+    except ValueError as error:
+        raise ValueError(f"--model / --model_overrides: {error}") from None
+
+
+def check_coupling_options(config: config_lib.TrainConfig):
+    known = coupling_option_names()
+    for key, _ in config.multitask.coupling_options:
+        if key not in known:
+            raise ValueError(f"--coupling_options: unknown key {key!r}{suggest(key, known)}")
+
+
+def check_sources(config: config_lib.TrainConfig):
+    """Every run or weights file the model is initialised from exists (a
+    directory must be a training workdir: its flags.json loads)."""
+    sources = [("init_weights", config.init.init_weights), ("init_rnn_from", config.init.init_rnn_from)]
+    sources += [(f"init_streams {stream}", source) for stream, source in config.init.init_streams]
+    for flag, source in sources:
+        if not source:
+            continue
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"--{flag}={source} does not exist; train that run first (see the flagfile "
+                                    f"header)")
+        if os.path.isdir(source):
+            config_lib.load(source)
+
+
+def check(config: config_lib.TrainConfig):
+    """Raise on the first problem of `config`; touches nothing on disk."""
+    check_model(config)
+    check_coupling_options(config)
+    check_sources(config)
+    data.check_data(config)
