@@ -39,7 +39,12 @@ setuptools.setup(
         "cuda": ["tensorflow[and-cuda]>=2.16"],
         # scikit-image ships the real face photo (`skimage.data.astronaut`)
         # that the detection, preprocessing and adapter tests run on.
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"],
+        # `launch/export.py --formats=onnx` (tf2onnx) and its parity test
+        # (onnxruntime); installs beside TF 2.21 / protobuf 7 / numpy 2
+        # without replacing them (tf2onnx 1.17.0, onnx 1.23, onnxruntime 1.32).
+        "onnx": ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22",
+                 "tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"],
     },
     entry_points={
         "console_scripts": [

@@ -136,7 +136,8 @@ def load_weights_model(model_name: Optional[str], weights: str, overrides: Optio
             try:
                 return keras.saving.load_model(weights)
             except Exception as error:  # Keras raises many kinds for a foreign or corrupt file.
-                raise ValueError(f"{weights}: not a Keras model file ({type(error).__name__}: {error})") from None
+                first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                raise ValueError(f"{weights}: not a Keras model file ({type(error).__name__}: {first})") from None
         if not weights.endswith(".weights.h5"):
             raise ValueError(f"{weights}: weights must end in '.weights.h5' or '.keras'")
         if not model_name:
@@ -145,7 +146,10 @@ def load_weights_model(model_name: Optional[str], weights: str, overrides: Optio
         try:
             model.load_weights(weights)
         except ValueError as error:
-            raise ValueError(f"{weights}: does not fit {model_name} with overrides {overrides} ({error})") from None
+            # Keras's message lists every layer on many lines: keep its first line.
+            first = str(error).strip().splitlines()[0][:200]
+            raise ValueError(f"{weights}: does not fit {model_name} with overrides {overrides} ({first}); "
+                             "pass the overrides it was saved with (--model_overrides)") from None
     return model
 
 
