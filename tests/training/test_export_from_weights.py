@@ -162,11 +162,7 @@ def test_audio_settings_come_from_the_training_data(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     ([], "give exactly one of --workdir"),
-    (["--weights=missing.weights.h5", "--output=o"], "missing.weights.h5: no such weights file"),
-    (["--weights={h5}", "--output={out}"], "needs --model"),
     (["--weights={h5}", "--output={out}", "--model=affwildnet_vggface_gru_released"], "does not fit"),
-    (["--weights={h5}", "--output={out}", "--model=affwildnet_vggface_gru_released", TINY_FLAG,
-      "--formats=saved_model,gguf"], "formats must be among"),
 ])
 def test_cli_mistakes_are_one_line_errors(tmp_path, args, message):
     h5 = tmp_path / "w.weights.h5"
@@ -176,3 +172,20 @@ def test_cli_mistakes_are_one_line_errors(tmp_path, args, message):
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last and "Traceback" not in done.stderr
+
+
+def test_weights_mistakes_name_the_file(tmp_path):
+    h5 = tmp_path / "w.weights.h5"
+    models.build("affwildnet_vggface_gru_released", **TINY).save_weights(str(h5))
+    with pytest.raises(FileNotFoundError, match="missing.weights.h5: no such weights file"):
+        export.export_weights("affwildnet_vggface_gru_released", str(tmp_path / "missing.weights.h5"), "o")
+    with pytest.raises(ValueError, match=r"w.weights.h5: a .weights.h5 file needs --model"):
+        export.export_weights(None, str(h5), "o")
+    with pytest.raises(ValueError, match=r"w.weights.h5: does not fit affwildnet_vggface_gru_released with "
+                                         r"overrides \{'width': 0.125\}"):
+        export.export_weights("affwildnet_vggface_gru_released", str(h5), "o", dict(width=0.125))
+    with pytest.raises(ValueError, match="weights must end in '.weights.h5' or '.keras'"):
+        export.export_weights("affwildnet_vggface_gru_released", str(tmp_path), "o")
+    with pytest.raises(ValueError, match="seq_len must be a positive int, got 0"):
+        export.export_weights("affwildnet_vggface_gru_released", str(h5), "o", seq_len=0)
+    assert not os.path.exists("o")
