@@ -3,7 +3,6 @@ windows `evaluate` chose on validation; an audio-visual export carries the
 spectrogram settings of its training data and the expression names."""
 
 import json
-import os
 
 import numpy as np
 import pytest
