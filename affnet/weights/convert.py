@@ -132,7 +132,21 @@ def main(argv=None):
     for name in getattr(report, "untouched", []):
         print(f"  not in the file, left as initialised: {name}")
     print(f"saved {args.output}; rebuild with affnet.models.build({args.model!r}, **{used!r})")
+    print(f"export it with: {export_command(args.model, args.output, used)}")
     return 0
+
+
+def export_command(model_name, weights, overrides) -> str:
+    """The `launch/export.py --weights` command for a converted file (overrides
+    in `--model_overrides` syntax: Python literals without spaces)."""
+    command = f"python launch/export.py --weights={weights} --output=exports/{model_name}"
+    if weights.endswith(".weights.h5"):
+        command += f" --model={model_name}"
+        if overrides:
+            command += " --model_overrides=" + ",".join(
+                f"{key}={value if isinstance(value, str) else repr(value).replace(' ', '')}"
+                for key, value in overrides.items())
+    return command
 
 
 if __name__ == "__main__":

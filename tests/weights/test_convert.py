@@ -76,3 +76,14 @@ def test_bad_arguments():
         convert._parse_overrides(["width"])
     assert convert._parse_overrides(["width=0.5", "backbone=resnet50_slim"]) == dict(width=0.5,
                                                                                      backbone="resnet50_slim")
+
+
+def test_export_command_parses_back_to_the_overrides():
+    from affnet.training.config import parse_overrides
+
+    overrides = dict(fc_units=(48, 20), width=0.125, backbone="resnet50_slim", input_preprocessing="tf1")
+    command = convert.export_command("vggface_4096x2000x2", "w.weights.h5", overrides)
+    assert command.startswith("python launch/export.py --weights=w.weights.h5 --output=exports/vggface_4096x2000x2 "
+                              "--model=vggface_4096x2000x2 --model_overrides=")
+    assert parse_overrides(command.split("--model_overrides=")[1]) == overrides
+    assert "--model" not in convert.export_command("m", "m.keras", overrides)
