@@ -49,6 +49,8 @@ import keras
 import tensorflow as tf
 
 from affnet import models
+# Registers `CategoricalModel` ([AW] Sec. 5.2, outside the registry) for .keras files.
+from affnet.models import categorical  # noqa: F401
 from affnet.models.backbones.preprocessing import NORMALIZATION_NAMES, InputPreprocessing
 from affnet.training import checkpointing, export_formats, modeling
 from affnet.training.config import TrainConfig
@@ -123,7 +125,7 @@ def load_run_model(workdir: str, checkpoint: str = "best"):
 
 def load_weights_model(model_name: Optional[str], weights: str, overrides: Optional[dict] = None) -> keras.Model:
     """The float32 model of a weights file: `weights` ending in `.keras` is
-    loaded whole (`model_name` and `overrides`, if given, must agree with it);
+    loaded whole (`model_name` is then only recorded, overrides are refused);
     `.weights.h5` is loaded into `affnet.models.build(model_name, **overrides)`."""
     overrides = dict(overrides or {})
     if not os.path.exists(weights):
@@ -133,8 +135,9 @@ def load_weights_model(model_name: Optional[str], weights: str, overrides: Optio
             if overrides:
                 raise ValueError(f"{weights}: a .keras file holds its whole model; --model_overrides "
                                  f"{overrides} would be ignored")
+            models.names()  # Imports every model family: registers its classes with Keras.
             try:
-                return keras.saving.load_model(weights)
+                return keras.saving.load_model(weights, compile=False)
             except Exception as error:  # Keras raises many kinds for a foreign or corrupt file.
                 first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
                 raise ValueError(f"{weights}: not a Keras model file ({type(error).__name__}: {first})") from None
