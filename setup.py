@@ -23,6 +23,7 @@ _REQUIRES = [
     "matplotlib>=3.8",
 ]
 
+_ONNX = ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"]
 _BEAM = ["apache-beam>=2.77"]
 
 setuptools.setup(
@@ -46,7 +47,11 @@ setuptools.setup(
         # scikit-image ships the real face photo (`skimage.data.astronaut`)
         # that the detection, preprocessing and adapter tests run on; Beam so
         # that CI runs the Beam pipeline tests.
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"] + _BEAM,
+        # `launch/export.py --formats=onnx` (tf2onnx) and its parity test
+        # (onnxruntime); installs beside TF 2.21 / numpy 2 without replacing
+        # them (tf2onnx 1.17.0, onnx 1.23, onnxruntime 1.32).
+        "onnx": _ONNX,
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"] + _BEAM + _ONNX,
     },
     entry_points={
         "console_scripts": [

@@ -124,7 +124,8 @@ def _spec(reference, paper_ccc=None, **defaults):
 # [AW2] Sec. III-B: VGGFACE1 = VGG-Face pre-trained on VGGFace, ResNet2 =
 # ResNet-50 on VGGFace2, DenseNet-121 on ImageNet. Those weights exist today
 # only as keras-vggface / Keras files, so these configs default to the matching
-# input normalisation; the [AW] configs keep the released TF1 models' "none".
+# input normalisation; the [AW] configs keep "none" (trained here), the released
+# TF1 models' entries "tf1".
 # The RNN is 2 x 128 throughout; [AW2] does not give a dropout rate, so [AW]'s
 # 0.5 is used, and it uses no landmarks.
 _VGGFACE1 = dict(backbone="vggface", input_preprocessing="vggface1", fc_units=4096, rnn_input="fc1")
@@ -143,13 +144,14 @@ CONFIGS = {
     # [MC] Sec. 5.2.2 DenseNet-RNN: AffWildNet with DenseNet-121.
     "densenet121_rnn": _spec("[MC] Sec. 5.2.2", backbone="densenet121", fc_units=1500, dropout=0.5,
                              landmarks=True, rnn="gru"),
-    # Released TF1 models [code]: no landmarks, dropout off (inference), GRU -> linear 2.
+    # Released TF1 models [code]: no landmarks, dropout off (inference), GRU -> linear 2,
+    # trained on (p - 128) / 128 pixels ("tf1").
     "affwildnet_vggface_gru_released": _spec("[code] Aff-Wild-models affwildnet/vggface_gru.py",
                                              backbone="vggface", fc_units=4096, dropout=0.0,
-                                             landmarks=False, rnn="gru"),
+                                             landmarks=False, rnn="gru", input_preprocessing="tf1"),
     "affwildnet_resnet_gru_released": _spec("[code] Aff-Wild-models affwildnet/resnet-gru",
                                             backbone="resnet50_slim", fc_units=0, dropout=0.0,
-                                            landmarks=False, rnn="gru"),
+                                            landmarks=False, rnn="gru", input_preprocessing="tf1"),
     # [AW2] Tables IV, VII.
     "vggface_gru": _spec("[AW2] Tables IV, VII (VGGFACE1-GRU)", (0.52, 0.41), **_VGGFACE1, dropout=0.5,
                          landmarks=False, rnn="gru"),

@@ -79,11 +79,12 @@ CONFIGS = {
                          fc_units=(4096, 2048), dropout=0.5, landmarks=True),
     "vgg16_cnn": _spec("[AW] Table 7, Table 9", (0.40, 0.30), backbone="vgg16", fc_units=(4096, 2048),
                        dropout=0.5, landmarks=True),
-    # The released TF1 VGG-Face CNNs (dkollias/Aff-Wild-models): no landmarks, no dropout at inference.
+    # The released TF1 VGG-Face CNNs (dkollias/Aff-Wild-models): no landmarks, no dropout at inference,
+    # trained on (p - 128) / 128 pixels ("tf1").
     "vggface_4096x2000x2": _spec("[code] Aff-Wild-models vggface_4096x2000x2", backbone="vggface",
-                                 fc_units=(4096, 2000), dropout=0.0, landmarks=False),
+                                 fc_units=(4096, 2000), dropout=0.0, landmarks=False, input_preprocessing="tf1"),
     "vggface_4096x4096x2": _spec("[code] Aff-Wild-models vggface_4096x4096x2", backbone="vggface",
-                                 fc_units=(4096, 4096), dropout=0.0, landmarks=False),
+                                 fc_units=(4096, 4096), dropout=0.0, landmarks=False, input_preprocessing="tf1"),
     # [AW] Sec. 4.2.1.1: fc 1500, fc 256, landmarks with the pooled features; Table 9.
     "resnet50_cnn": _spec("[AW] Sec. 4.2.1.1, Table 9", (0.43, 0.30), backbone="resnet50",
                           fc_units=(1500, 256), dropout=0.5, landmarks=True),

@@ -37,6 +37,7 @@ BLOCKS = (("block1", 64, 3, 2), ("block2", 128, 4, 2), ("block3", 256, 6, 2), ("
 BATCH_NORM_EPSILON = 1e-5
 BATCH_NORM_DECAY = 0.997
 FEATURES = 2048
+SLIM_PREPROCESSING = ("tf1", "none")
 
 
 def _layer_name(scope):
@@ -78,7 +79,7 @@ def _bottleneck(x, depth, depth_bottleneck, stride, scope):
     return keras.layers.ReLU(name=_layer_name(f"{scope}/relu"))(y)
 
 
-def slim_resnet_v1_50(input_size=96, name="resnet_v1_50", width=1.0):
+def slim_resnet_v1_50(input_size=96, name="resnet_v1_50", width=1.0, input_preprocessing="tf1"):
     """TF-slim `resnet_v1_50(is_training=False, num_classes=None)` as a
     `keras.Model` named `name`: (S, S, 3) in [-1, 1] -> (2048,) pooled features.
 
@@ -87,13 +88,17 @@ def slim_resnet_v1_50(input_size=96, name="resnet_v1_50", width=1.0):
       name: the model name; the released checkpoint's top scope is
         "resnet_v1_50" (the converter maps by layer name, whatever `name`).
       width: multiplier on every depth (1.0 = slim; smaller only for tests).
+      input_preprocessing: "tf1" (the released model's (p - 128) / 128) or
+        "none" (the reader's [-1, 1], for a model trained here); no pre-trained
+        ImageNet/VGGFace weights exist in this layout.
     """
+    if input_preprocessing not in SLIM_PREPROCESSING:
+        raise ValueError(f"backbone 'resnet50_slim' (the released TF1 checkpoint layout) supports "
+                         f"input_preprocessing in {SLIM_PREPROCESSING}, got {input_preprocessing!r}")
     common.check_input_size(input_size, 32)
     width = common.check_width(width)
     images = keras.Input((input_size, input_size, 3), name="images")
-    # The released model was trained on [-1, 1] RGB directly: identity, kept
-    # so every backbone starts with `input_preprocessing` (backbones contract).
-    x = InputPreprocessing("none", name="input_preprocessing")(images)
+    x = InputPreprocessing(input_preprocessing, name="input_preprocessing")(images)
     x = _conv_bn(x, common.scaled(64, width), 7, 2, "conv1", relu=True)
     # resnet_arg_scope sets max_pool2d padding to SAME.
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)

@@ -41,16 +41,18 @@ _H5_LAYOUTS = {"vggface_h5": ("vggface_vgg16", "vggface_resnet50"),
                "imagenet_h5": ("imagenet_vgg16", "imagenet_densenet121")}
 
 # Registry name -> overrides giving the released TF1 graph ([code]
-# Aff-Wild-models): no landmarks, no dropout at inference; the ResNet-GRU
-# uses slim's resnet_v1_50 and no FC layer.
+# Aff-Wild-models): no landmarks, no dropout at inference, (p - 128) / 128
+# pixels ("tf1", see `backbones.preprocessing`); the ResNet-GRU uses slim's
+# resnet_v1_50 and no FC layer. The `_released` registry entries already
+# default to these.
 TF1_MODELS: Dict[str, Mapping] = {
     "vggface_4096x4096x2": {},
     "vggface_4096x2000x2": {},
     "affwildnet_vggface_gru_released": {},
     "affwildnet_resnet_gru_released": {},
-    "affwildnet_vggface": dict(landmarks=False, dropout=0.0),
+    "affwildnet_vggface": dict(landmarks=False, dropout=0.0, input_preprocessing="tf1"),
     "affwildnet_resnet50": dict(backbone="resnet50_slim", fc_units=0, landmarks=False, dropout=0.0,
-                                input_preprocessing="none"),
+                                input_preprocessing="tf1"),
 }
 
 
@@ -132,7 +134,21 @@ def main(argv=None):
     for name in getattr(report, "untouched", []):
         print(f"  not in the file, left as initialised: {name}")
     print(f"saved {args.output}; rebuild with affnet.models.build({args.model!r}, **{used!r})")
+    print(f"export it with: {export_command(args.model, args.output, used)}")
     return 0
+
+
+def export_command(model_name, weights, overrides) -> str:
+    """The `launch/export.py --weights` command for a converted file (overrides
+    in `--model_overrides` syntax: Python literals without spaces)."""
+    command = f"python launch/export.py --weights={weights} --output=exports/{model_name}"
+    if weights.endswith(".weights.h5"):
+        command += f" --model={model_name}"
+        if overrides:
+            command += " --model_overrides=" + ",".join(
+                f"{key}={value if isinstance(value, str) else repr(value).replace(' ', '')}"
+                for key, value in overrides.items())
+    return command
 
 
 if __name__ == "__main__":

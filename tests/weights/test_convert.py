@@ -21,7 +21,8 @@ TINY_VGG_OVERRIDES = dict(input_size=32, width=0.125, fc_units=(48, 20))
 
 def test_tf1_cli_writes_weights_that_reproduce_the_tf1_graph(tmp_path, capsys):
     images = np.random.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    expected, path = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "released" / "model.ckpt-42",
+    expected, path = ref.run_and_save(ref.vggface_cnn, ref.released_inputs(images),
+                                      tmp_path / "released" / "model.ckpt-42",
                                       fc_units=(48, 20), width=0.125)
     output = tmp_path / "out" / "vggface_4096x2000x2.weights.h5"
     assert convert.main(["--format=tf1", f"--checkpoint={tmp_path / 'released'}", "--model=vggface_4096x2000x2",
@@ -75,3 +76,14 @@ def test_bad_arguments():
         convert._parse_overrides(["width"])
     assert convert._parse_overrides(["width=0.5", "backbone=resnet50_slim"]) == dict(width=0.5,
                                                                                      backbone="resnet50_slim")
+
+
+def test_export_command_parses_back_to_the_overrides():
+    from affnet.training.config import parse_overrides
+
+    overrides = dict(fc_units=(48, 20), width=0.125, backbone="resnet50_slim", input_preprocessing="tf1")
+    command = convert.export_command("vggface_4096x2000x2", "w.weights.h5", overrides)
+    assert command.startswith("python launch/export.py --weights=w.weights.h5 --output=exports/vggface_4096x2000x2 "
+                              "--model=vggface_4096x2000x2 --model_overrides=")
+    assert parse_overrides(command.split("--model_overrides=")[1]) == overrides
+    assert "--model" not in convert.export_command("m", "m.keras", overrides)

@@ -20,7 +20,8 @@ def _images(*shape):
 
 def test_vggface_cnn_parity_at_32(tmp_path):
     images = _images(3, 32, 32, 3)
-    expected, path = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "vgg.ckpt", fc_units=(48, 20),
+    expected, path = ref.run_and_save(ref.vggface_cnn, ref.released_inputs(images), tmp_path / "vgg.ckpt",
+                                      fc_units=(48, 20),
                                       width=1 / 8)
     model = models.build("vggface_4096x2000x2", input_size=32, width=1 / 8, fc_units=(48, 20))
     report = tf1_checkpoint.load_tf1_checkpoint(model, path)
@@ -28,7 +29,8 @@ def test_vggface_cnn_parity_at_32(tmp_path):
     assert len(report.assigned) == 2 * 13 + 3 * 2 and report.unused == []
     np.testing.assert_allclose(np.asarray(model({"images": images})), expected, **TOLERANCE)
     # Not vacuous: other random weights give other outputs.
-    other, _ = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "other.ckpt", seed=1, fc_units=(48, 20),
+    other, _ = ref.run_and_save(ref.vggface_cnn, ref.released_inputs(images), tmp_path / "other.ckpt", seed=1,
+                                fc_units=(48, 20),
                                 width=1 / 8)
     assert np.abs(other - expected).max() > 1e-3
 
@@ -36,7 +38,8 @@ def test_vggface_cnn_parity_at_32(tmp_path):
 def test_vggface_4096x2000x2_full_size_parity_at_96(tmp_path):
     start = time.time()
     images = _images(2, 96, 96, 3)
-    expected, path = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "vgg.ckpt", fc_units=(4096, 2000))
+    expected, path = ref.run_and_save(ref.vggface_cnn, ref.released_inputs(images), tmp_path / "vgg.ckpt",
+                                      fc_units=(4096, 2000))
     model = models.build("vggface_4096x2000x2")
     tf1_checkpoint.load_tf1_checkpoint(model, path)
     np.testing.assert_allclose(np.asarray(model({"images": images})), expected, **TOLERANCE)
@@ -45,7 +48,8 @@ def test_vggface_4096x2000x2_full_size_parity_at_96(tmp_path):
 
 def test_slim_resnet_v1_50_backbone_parity(tmp_path):
     images = _images(2, 64, 64, 3)
-    expected, path = ref.run_and_save(ref.slim_resnet_v1_50, images, tmp_path / "resnet.ckpt", width=1 / 8)
+    expected, path = ref.run_and_save(ref.slim_resnet_v1_50, ref.released_inputs(images), tmp_path / "resnet.ckpt",
+                                      width=1 / 8)
     backbone = slim_resnet.slim_resnet_v1_50(64, width=1 / 8)
     report = tf1_checkpoint.load_tf1_checkpoint(backbone, path)
     assert report.layout == "slim_resnet_v1_50" and report.unused == []
@@ -120,7 +124,8 @@ def test_loads_under_mixed_bfloat16(tmp_path):
     import keras
 
     images = _images(2, 32, 32, 3)
-    expected, path = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "vgg.ckpt", fc_units=(48, 20),
+    expected, path = ref.run_and_save(ref.vggface_cnn, ref.released_inputs(images), tmp_path / "vgg.ckpt",
+                                      fc_units=(48, 20),
                                       width=1 / 8)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -16,6 +16,13 @@ v1 = tf.compat.v1
 VGG_CONVS = (64, 64, "pool", 128, 128, "pool", 256, 256, 256, "pool", 512, 512, 512, "pool", 512, 512, 512, "pool")
 
 
+def released_inputs(x):
+    """Reader inputs x = (p - 127.5) / 127.5 -> what the released code fed the
+    same uint8 pixels p: (p - 128) / 128 ([code]; affnet's "tf1" mode)."""
+    pixels = np.asarray(x, np.float64) * 127.5 + 127.5
+    return ((pixels - 128.0) / 128.0).astype(np.float32)
+
+
 def _var(name, shape, kind="weights"):
     """A variable with a random value scaled to keep activations O(1)."""
     if kind == "weights":

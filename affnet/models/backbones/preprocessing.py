@@ -3,13 +3,17 @@ pre-training normalisation.
 
 Every affnet backbone takes (S, S, 3) float32 RGB in [-1, 1], produced from
 uint8 pixels by the reader's (p - 127.5) / 127.5
-(`data_pipeline.transforms.normalize_images`; it says why not the released TF1
-code's (p - 128) / 128, SPEC §1 [code]). The released TF1 models were trained
-on [-1, 1] input directly ("none"). Weights ported from other frameworks
-expect their own normalisation; this layer, always the first layer of a
-backbone (named "input_preprocessing"), converts:
+(`data_pipeline.transforms.normalize_images`). The normalisation belongs to
+the weights, not to the serving interface: every set of weights was trained
+on its own, and this layer, always the first layer of a backbone (named
+"input_preprocessing"), converts [-1, 1] to it:
 
-  "none"            identity: the released AffWildNet / TF1 checkpoints.
+  "none"            identity: models trained here, on the reader's
+                    (p - 127.5) / 127.5 ("symmetric" in export.json).
+  "tf1"             (p - 128) / 128: the released TF1 Aff-Wild models
+                    (dkollias/Aff-Wild-models, SPEC §1 [code]); 255 maps to
+                    0.992. Feeding them (p - 127.5) / 127.5 instead moves a
+                    VGG-Face CNN's outputs by up to 1.4e-2 (issue 10).
   "vggface1"        0..255 BGR minus VGGFace1 means [93.5940, 104.7624, 129.1863]
                     (keras-vggface `preprocess_input(version=1)`, VGG-Face).
   "vggface2"        0..255 BGR minus VGGFace2 means [91.4953, 103.8827, 131.0912]
@@ -39,7 +43,14 @@ _BGR_MEANS = {
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
 
-MODES = ("none",) + tuple(_BGR_MEANS) + ("torch_imagenet",)
+# The released TF1 code's (p - TF1_CENTRE) / TF1_CENTRE.
+TF1_CENTRE = 128.0
+
+MODES = ("none", "tf1") + tuple(_BGR_MEANS) + ("torch_imagenet",)
+
+# Mode -> the `input_normalization` name export.json records: what uint8
+# pixels the weights were trained on (the serving input stays [-1, 1]).
+NORMALIZATION_NAMES = {"none": "symmetric", **{mode: mode for mode in MODES[1:]}}
 
 
 def check_mode(mode):
@@ -63,6 +74,8 @@ class InputPreprocessing(keras.layers.Layer):
         if self.mode == "none":
             return x
         pixels = x * PIXEL_MIDPOINT + PIXEL_MIDPOINT
+        if self.mode == "tf1":
+            return (pixels - TF1_CENTRE) / TF1_CENTRE
         if self.mode == "torch_imagenet":
             mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=pixels.dtype)
             std = ops.convert_to_tensor(_TORCH_STD, dtype=pixels.dtype)
