@@ -106,7 +106,8 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     _launch("predict.py", f"--input={video}", f"--model={export_dir}", f"--output={tmp_path / 'pred'}")
     rows = list(csv.DictReader(open(tmp_path / "pred" / "clip.csv")))
     assert len(rows) == 20
-    assert list(rows[0]) == ["frame_index", "timestamp", "face_id", "valence", "arousal"]
+    assert list(rows[0]) == ["frame_index", "timestamp", "face_id", "success", "confidence", "face_x", "face_y",
+                             "face_w", "face_h", "valence", "arousal"]
     with_face = [r for r in rows if r["face_id"] != ""]
     assert len(with_face) >= 15, "dlib should find the rendered face in most frames"
     assert all(-5 < float(r["valence"]) < 5 for r in with_face)
