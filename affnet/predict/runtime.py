@@ -127,23 +127,15 @@ class TfliteRuntime:
         import tensorflow as tf
 
         self._interpreter = tf.lite.Interpreter(model_path=path)
-        runner = self._interpreter.get_signature_runner()
-        details = runner.get_input_details()
+        # The signature runner resizes its inputs to each call's (B, T) and re-allocates.
+        self._runner = self._interpreter.get_signature_runner()
+        details = self._runner.get_input_details()
         self.input_names = tuple(details)
         self.spectrogram_dim = int(details["spectrogram"]["shape"][-1]) if "spectrogram" in details else 0
-        self._shapes = None
 
     def __call__(self, **inputs) -> Dict[str, np.ndarray]:
         feeds = {k: np.asarray(v, np.float32) for k, v in inputs.items() if k in self.input_names}
-        shapes = {k: v.shape for k, v in feeds.items()}
-        if shapes != self._shapes:  # Dynamic B and T: resize, re-allocate, fetch a fresh runner.
-            runner = self._interpreter.get_signature_runner()
-            details = runner.get_input_details()
-            for name, shape in shapes.items():
-                self._interpreter.resize_tensor_input(details[name]["index"], shape, strict=False)
-            self._interpreter.allocate_tensors()
-            self._runner, self._shapes = self._interpreter.get_signature_runner(), shapes
-        return {k: np.asarray(v) for k, v in self._runner(**feeds).items()}
+        return {k: np.array(v) for k, v in self._runner(**feeds).items()}
 
 
 _RUNTIMES = {"saved_model": SavedModelRuntime, "onnx": OnnxRuntime, "tflite": TfliteRuntime}
