@@ -57,6 +57,10 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     workdir = str(tmp_path / "demo")
     first = _launch("demo.py", f"--workdir={workdir}", "--train_steps=2", *TINY)
     assert "generating the synthetic set" in first
+    predicted = json.load(open(os.path.join(workdir, "demo.json")))["predict"]
+    assert predicted["frames"] == 90 and predicted["face_rows"] >= 80, predicted  # The astronaut is found.
+    for key in ("table", "plot", "histogram", "annotated_video"):
+        assert os.path.getsize(predicted[key]) > 1000, key
     assert os.path.exists(os.path.join(workdir, "data", "test"))
     assert os.path.exists(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
     first_eval = json.load(open(os.path.join(workdir, "eval.json")))
