@@ -119,10 +119,11 @@ _COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 3
 def draw(image: np.ndarray, rows) -> np.ndarray:
     """A frame with each face's box, id, and a valence-arousal gauge (a dot in the [-1, 1]^2 disc)."""
     import cv2
+    import pandas as pd
 
     out = np.ascontiguousarray(image.copy())
     for _, row in rows.iterrows():
-        if row.face_id is None or row.face_id is np.nan or str(row.face_id) == "<NA>":
+        if pd.isna(row.face_id):
             continue
         colour = _COLOURS[int(row.face_id) % len(_COLOURS)]
         x, y, w, h = (int(round(v)) for v in (row.face_x, row.face_y, row.face_w, row.face_h))
