@@ -8,7 +8,9 @@ Per input the pipeline streams (memory flat in the video's length): decode
 and face front-end (`faces.FrontEnd`) run in a producer thread that hands
 chunks of `chunk_frames` frames through a bounded queue to the model side,
 which cuts each face's `seq_len` windows (`windows`) and calls the model on
-`batch_size` windows at a time, overlapping decode/detection with inference.
+`batch_size` windows at a time, overlapping decode/detection with inference
+(a live source predicts each window as soon as it is complete: latency one
+window; its table rows, a few hundred bytes per frame, are written at the end).
 After the last frame each face's valence and arousal are median-filtered with
 the export's validation-chosen windows (`export.json` "postprocess"), unless
 `postprocess="none"`.
@@ -156,8 +158,9 @@ class Predictor:
             return None, None, "missing: silence (-1) spectrogram"
         return track, audio.spectrogram_frames(track.samples, self.audio_config), "ok"
 
-    def _predict_frames(self, frame_iter, location: Optional[str] = None, description: str = ""):
-        """(DataFrame, stats) of decode.Frame items."""
+    def _predict_frames(self, frame_iter, location: Optional[str] = None, description: str = "",
+                        live: bool = False):
+        """(DataFrame, stats) of decode.Frame items; `live` predicts each window once complete."""
         start = time.perf_counter()
         track_audio, spec, audio_status = self._audio(location)
         front_end = faces_lib.FrontEnd(self.preprocess_options, self.options.track)
@@ -193,7 +196,7 @@ class Predictor:
                         batcher.put(windower.add(face.track_id, row, face.crop, face.crop_landmarks,
                                                  None if spectrogram_rows is None else spectrogram_rows[k]))
             tick = time.perf_counter()
-            for batch in batcher.ready(self.seq_len):
+            for batch in batcher.ready(self.seq_len, partial=live):
                 windows.run_batch(self.runtime, batch, self.info.crop_size, predictions)
             model_seconds += time.perf_counter() - tick
             bar.update(len(chunk))
@@ -223,7 +226,7 @@ class Predictor:
     def predict_source(self, source: sources.Source):
         """(DataFrame, stats) of one `sources.Source`."""
         frames = sources.frames(source, self.options.fps, self.options.max_frames)
-        return self._predict_frames(frames, None if source.live else source.location, source.name)
+        return self._predict_frames(frames, None if source.live else source.location, source.name, source.live)
 
     def predict(self, path_or_frames: Union[str, np.ndarray, Sequence[np.ndarray]], fps: Optional[float] = None):
         """A DataFrame with the CSV's columns for a video / image path or uint8 RGB frames.

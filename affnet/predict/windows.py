@@ -82,9 +82,11 @@ class Batcher:
         for window in windows:
             self._by_length[len(window)].append(window)
 
-    def ready(self, full_length: int):
+    def ready(self, full_length: int, partial: bool = False):
+        """Batches of `batch_size` complete windows; with `partial` also the rest of them (live
+        sources: a window is predicted as soon as it is complete, latency one window)."""
         waiting = self._by_length[full_length]
-        while len(waiting) >= self.batch_size:
+        while len(waiting) >= self.batch_size or (partial and waiting):
             batch, waiting[:] = waiting[:self.batch_size], waiting[self.batch_size:]
             yield batch
 
