@@ -9,11 +9,14 @@ face_id empty and success 0. Columns, in order:
   x_0..x_67, y_0..y_67                   (with landmarks=True; frame pixels, OpenFace order)
 """
 
+import fractions
 import json
 import os
 from typing import Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
+import pandas as pd
 
 BASE_COLUMNS = ("frame_index", "timestamp", "face_id", "success", "confidence", "face_x", "face_y",
                 "face_w", "face_h")
@@ -37,8 +40,6 @@ def prediction_columns(outputs: Sequence[str], expressions: Sequence[str], au_na
 def table(rows: List[tuple], predictions: Dict[str, Dict[int, np.ndarray]], columns: Dict[str, List[str]],
           landmarks: Optional[List[Optional[np.ndarray]]] = None):
     """pandas DataFrame from per-row metadata (BASE_COLUMNS order) and per-output {row: values}."""
-    import pandas as pd
-
     count = len(rows)
     base = np.array(rows, dtype=object).reshape(count, len(BASE_COLUMNS))
     data = {"frame_index": base[:, 0].astype(np.int64), "timestamp": base[:, 1].astype(np.float64),
@@ -74,8 +75,6 @@ def write_table(frame, path: str, output_format: str = "csv") -> None:
 
 
 def read_table(path: str):
-    import pandas as pd
-
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"face_id": "Int64"})
@@ -83,7 +82,7 @@ def read_table(path: str):
 
 def plot(frame, time_path: str, histogram_path: str, title: str = "") -> None:
     """Valence and arousal over time, one line per face, and a 2-D valence-arousal histogram."""
-    import matplotlib
+    import matplotlib  # Imported when plotting: it selects the headless backend first.
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -118,9 +117,6 @@ _COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 3
 
 def draw(image: np.ndarray, rows) -> np.ndarray:
     """A frame with each face's box, id, and a valence-arousal gauge (a dot in the [-1, 1]^2 disc)."""
-    import cv2
-    import pandas as pd
-
     out = np.ascontiguousarray(image.copy())
     for _, row in rows.iterrows():
         if pd.isna(row.face_id):
@@ -144,12 +140,10 @@ def draw(image: np.ndarray, rows) -> np.ndarray:
 
 def write_annotated_video(frames, frame, path: str, fps: float) -> None:
     """Stream `frames` (decode.Frame, the same ones predicted) into an H.264 video with `draw`n rows."""
-    import av
-
-    from data_pipeline import decode
+    import av  # As in data_pipeline.decode: only writing a video needs it.
 
     by_position = dict(tuple(frame.groupby(["frame_index", "timestamp"], sort=False)))
-    rate = decode._as_fraction(fps or 30.0)
+    rate = fractions.Fraction(fps or 30.0).limit_denominator(1001000)  # 29.97 -> 30000/1001.
     with av.open(path + ".tmp.mp4", mode="w") as container:
         stream = None
         for k, item in enumerate(frames):

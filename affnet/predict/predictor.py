@@ -28,7 +28,7 @@ import numpy as np
 from affnet import smoothing
 from affnet.predict import faces as faces_lib
 from affnet.predict import outputs, runtime, sources, windows
-from data_pipeline import decode, preprocess, progress
+from data_pipeline import audio, decode, preprocess, progress
 
 POSTPROCESS = ("auto", "none")
 CHUNK_FRAMES = 32
@@ -134,8 +134,6 @@ class Predictor:
                                                                fps=self.options.fps)
         self.audio_config = None
         if self.runtime.spectrogram_dim:
-            from data_pipeline import audio
-
             self.audio_config = audio.SpectrogramConfig(**{k: tuple(v) if isinstance(v, list) else v
                                                            for k, v in (self.info.audio or {}).items()})
             if self.audio_config.dim != self.runtime.spectrogram_dim:
@@ -151,8 +149,6 @@ class Predictor:
         """(audio, spectrogram rows, status) for audio-visual exports; a missing track gives silence."""
         if self.audio_config is None:
             return None, None, None
-        from data_pipeline import audio
-
         track = audio.decode_audio(location, self.audio_config.sample_rate, missing="none") if location else None
         if track is None:
             return None, None, "missing: silence (-1) spectrogram"
@@ -175,8 +171,6 @@ class Predictor:
         for chunk in _produce(frame_iter, front_end, self.options.chunk_frames):
             spectrogram_rows = None
             if self.audio_config is not None:
-                from data_pipeline import audio
-
                 times = [frame.time for frame, _ in chunk]
                 spectrogram_rows = audio.video_spectrogram(track_audio, times, self.audio_config, spec)
             for k, (frame, found) in enumerate(chunk):
