@@ -19,6 +19,7 @@ fp32 output scale is reported beside it). Keep runs short: the machine is shared
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def main():
     model_bf16 = np.load(os.path.join(scratch, f"model_bfloat16_{args.batch_size}.npy"))
     table_f32 = pd.read_csv(f32["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     table_bf16 = pd.read_csv(bf16["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
+    shutil.rmtree(scratch)  # The full-size export is ~0.6 GB.
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     baseline = f32["model_only"]["1x80"]["frames_per_second"]
     print(json.dumps({
