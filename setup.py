@@ -21,6 +21,11 @@ _REQUIRES = [
     "face-recognition-models>=0.3.0",
     "av>=12.0",
     "matplotlib>=3.8",
+    # Predict: `affnet.Predictor.predict` returns a DataFrame (pandas), --output_format=parquet
+    # writes with pyarrow, and tqdm draws the progress bars over frames.
+    "pandas>=2.0",
+    "pyarrow>=14",
+    "tqdm>=4.66",
 ]
 
 _ONNX = ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"]

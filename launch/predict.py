@@ -1,10 +1,16 @@
-"""Predict per-frame valence/arousal of a video with an exported model.
+"""Predict per-frame affect of videos, images, folders, globs or a live stream with an export.
 
-  python launch/predict.py --input VIDEO --model EXPORT_DIR --output DIR
+  python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
+      [--output_format csv|parquet] [--landmarks] [--annotated_video] [--postprocess auto|none]
+      [--batch_size 8] [--precision float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
+      [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
-Writes DIR/<name>.csv (frame_index, timestamp, face_id, valence, arousal;
-frames without a face have empty face_id/values), DIR/<name>_va.png (valence
-and arousal over time) and DIR/<name>_va_hist.png (2-D histogram).
+Writes DIR/<input>.csv (or .parquet) per input (columns: README, "Predict
+output"), DIR/<input>_va.png and _va_hist.png (valence/arousal over time per
+face, 2-D histogram; exports with valence/arousal), DIR/<input>_annotated.mp4
+with --annotated_video, and DIR/summary.json for the run. --input=0 reads
+camera 0, --input=rtsp://... a stream (stop with --max_frames or Ctrl-C).
+User mistakes print one line on stderr and exit 2.
 """
 
 import json
@@ -20,43 +26,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-_INPUT = flags.DEFINE_string("input", None, "Video (or image) file.", required=True)
+_INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursive), glob, camera index "
+                                   "or stream URL; repeat for more.", required=True)
 _MODEL = flags.DEFINE_string("model", None, "Export directory of launch/export.py.", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.", required=True)
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json), else 80.")
-_TRACK = flags.DEFINE_enum("track", "largest", ("largest", "iou", "all"), "Faces: the largest, or every track.")
+_FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet"), "Per-input table format.")
+_LANDMARKS = flags.DEFINE_bool("landmarks", False, "Add the 68 landmarks in frame pixels (x_0..x_67, y_0..y_67).")
+_ANNOTATED = flags.DEFINE_bool("annotated_video", False, "Write <input>_annotated.mp4: boxes, ids, VA gauge.")
+_PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per input.")
+_POSTPROCESS = flags.DEFINE_enum("postprocess", "auto", ("auto", "none"),
+                                 "auto: the median filter export.json carries (chosen on validation).")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per model call (all faces and chunks together).")
+_PRECISION = flags.DEFINE_enum("precision", "float32", ("float32", "bfloat16"),
+                               "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX).")
+_BACKEND = flags.DEFINE_enum("backend", "auto", ("auto", "saved_model", "onnx", "tflite"),
+                             "Model format; auto takes what the export holds (SavedModel first).")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json).")
+_TRACK = flags.DEFINE_enum("track", "largest", ("largest", "all"), "Faces: the largest, or every IoU track.")
 _DETECTOR = flags.DEFINE_enum("detector", "hog", ("hog", "cnn"), "dlib detector.")
 _UPSAMPLE = flags.DEFINE_integer("upsample", 0, "dlib detector upsampling (small faces).")
+_FPS = flags.DEFINE_float("fps", 30.0, "Resample videos to this rate (0 keeps the source frames).")
+_MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Stop each input after this many frames.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over frames (never when stderr is not a TTY).")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from affnet.training import export, inference
-    from data_pipeline import decode, preprocess
+    from affnet.predict import predictor
+    from data_pipeline import decode
 
-    if not os.path.exists(_INPUT.value):
-        print(f"error: input {_INPUT.value} does not exist", file=sys.stderr)
-        sys.exit(2)
     try:
-        serve, info = export.load_serving(_MODEL.value)
-        seq_len = _SEQ_LEN.value or int(info.get("seq_len", 80))
-        options = preprocess.PreprocessOptions(detector=_DETECTOR.value, upsample=_UPSAMPLE.value,
-                                               track=_TRACK.value, crop_size=int(info.get("crop_size", 96)))
-        rows, report = inference.predict_video(_INPUT.value, serve, seq_len, options, options.crop_size)
-    except (ValueError, decode.DecodeError) as error:
+        if _SEQ_LEN.value < 0:
+            raise ValueError(f"--seq_len must be positive (0: the export's), got {_SEQ_LEN.value}")
+        runner = predictor.Predictor(
+            _MODEL.value, seq_len=_SEQ_LEN.value, batch_size=_BATCH.value, precision=_PRECISION.value,
+            backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
+            detector=_DETECTOR.value, upsample=_UPSAMPLE.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
+            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
+        summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
+                             annotated_video=_ANNOTATED.value)
+    except (ValueError, FileNotFoundError, decode.DecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    os.makedirs(_OUTPUT.value, exist_ok=True)
-    name = os.path.splitext(os.path.basename(_INPUT.value))[0]
-    paths = {"csv": os.path.join(_OUTPUT.value, f"{name}.csv"),
-             "plot": os.path.join(_OUTPUT.value, f"{name}_va.png"),
-             "histogram": os.path.join(_OUTPUT.value, f"{name}_va_hist.png")}
-    inference.write_csv(rows, paths["csv"])
-    inference.plot(rows, paths["plot"], paths["histogram"], title=name)
-    with_face = sum(r.face_id is not None for r in rows)
-    print(json.dumps({**paths, "rows": len(rows), "rows_with_face": with_face,
-                      "preprocess": report}, indent=1))
+    print(json.dumps({"summary": os.path.join(_OUTPUT.value, "summary.json"), **summary["totals"],
+                      "tables": [e.get("table") for e in summary["inputs"]]}, indent=1))
+    sys.exit(0 if summary["totals"]["ok"] else 1)
 
 
 def run():

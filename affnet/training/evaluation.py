@@ -25,9 +25,8 @@ import dataclasses
 from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
 
-from affnet import metrics
+from affnet import metrics, smoothing
 
 DIMENSIONS = ("valence", "arousal")
 MEDIAN_WINDOWS = (1, 3, 5, 9, 15, 21, 31, 41, 61, 81, 101)
@@ -211,17 +210,10 @@ def scores(videos: Dict[str, VideoPredictions], per_video: bool = True) -> dict:
 
 
 def median_filter(videos: Dict[str, VideoPredictions], windows: Sequence[int]) -> Dict[str, VideoPredictions]:
-    """Each video's predictions median-filtered with `windows[d]` for dimension d."""
-    if any(int(w) < 1 or int(w) % 2 == 0 for w in windows):
-        raise ValueError(f"median filter windows must be odd and >= 1, got {list(windows)}")
-    out = {}
-    for name, video in videos.items():
-        filtered = video.predictions.copy()
-        for d, window in enumerate(windows):
-            if window > 1:
-                filtered[:, d] = ndimage.median_filter(video.predictions[:, d], size=int(window), mode="nearest")
-        out[name] = dataclasses.replace(video, predictions=filtered)
-    return out
+    """Each video's predictions median-filtered with `windows[d]` for dimension d (`affnet.smoothing`)."""
+    smoothing.check_windows(windows)
+    return {name: dataclasses.replace(video, predictions=smoothing.median_filter(video.predictions, windows))
+            for name, video in videos.items()}
 
 
 def choose_median_windows(videos: Dict[str, VideoPredictions], candidates=MEDIAN_WINDOWS):

@@ -57,6 +57,10 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     workdir = str(tmp_path / "demo")
     first = _launch("demo.py", f"--workdir={workdir}", "--train_steps=2", *TINY)
     assert "generating the synthetic set" in first
+    predicted = json.load(open(os.path.join(workdir, "demo.json")))["predict"]
+    assert predicted["frames"] == 90 and predicted["face_rows"] >= 80, predicted  # The astronaut is found.
+    for key in ("table", "plot", "histogram", "annotated_video"):
+        assert os.path.getsize(predicted[key]) > 1000, key
     assert os.path.exists(os.path.join(workdir, "data", "test"))
     assert os.path.exists(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
     first_eval = json.load(open(os.path.join(workdir, "eval.json")))
@@ -106,7 +110,8 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     _launch("predict.py", f"--input={video}", f"--model={export_dir}", f"--output={tmp_path / 'pred'}")
     rows = list(csv.DictReader(open(tmp_path / "pred" / "clip.csv")))
     assert len(rows) == 20
-    assert list(rows[0]) == ["frame_index", "timestamp", "face_id", "valence", "arousal"]
+    assert list(rows[0]) == ["frame_index", "timestamp", "face_id", "success", "confidence", "face_x", "face_y",
+                             "face_w", "face_h", "valence", "arousal"]
     with_face = [r for r in rows if r["face_id"] != ""]
     assert len(with_face) >= 15, "dlib should find the rendered face in most frames"
     assert all(-5 < float(r["valence"]) < 5 for r in with_face)

@@ -1,0 +1,282 @@
+"""`Predictor`: an export directory + options -> per-frame tables of videos, images, streams or frames.
+
+  predictor = affnet.Predictor("runs/demo/export")
+  table = predictor.predict("clip.mp4")       # pandas DataFrame, columns of `outputs`
+  predictor.run(["videos/"], "out/")          # one CSV (or parquet) per input, plots, summary.json
+
+Per input the pipeline streams (memory flat in the video's length): decode
+and face front-end (`faces.FrontEnd`) run in a producer thread that hands
+chunks of `chunk_frames` frames through a bounded queue to the model side,
+which cuts each face's `seq_len` windows (`windows`) and calls the model on
+`batch_size` windows at a time, overlapping decode/detection with inference
+(a live source predicts each window as soon as it is complete: latency one
+window; its table rows, a few hundred bytes per frame, are written at the end).
+After the last frame each face's valence and arousal are median-filtered with
+the export's validation-chosen windows (`export.json` "postprocess"), unless
+`postprocess="none"`.
+"""
+
+import dataclasses
+import os
+import queue
+import threading
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+
+from affnet import smoothing
+from affnet.predict import faces as faces_lib
+from affnet.predict import outputs, runtime, sources, windows
+from data_pipeline import audio, decode, preprocess, progress
+
+POSTPROCESS = ("auto", "none")
+CHUNK_FRAMES = 32
+QUEUE_CHUNKS = 2  # Chunks decoded ahead of the model: bounds memory and latency.
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """seq_len 0 = the export's; postprocess "auto" applies export.json's median windows."""
+
+    seq_len: int = 0
+    batch_size: int = 8
+    precision: str = "float32"
+    backend: str = "auto"
+    postprocess: str = "auto"
+    track: str = "largest"
+    detector: str = "hog"
+    upsample: int = 0
+    fps: float = 30.0
+    landmarks: bool = False
+    max_frames: Optional[int] = None
+    progress: bool = True
+    chunk_frames: int = CHUNK_FRAMES
+
+    def __post_init__(self):
+        if int(self.seq_len) != self.seq_len or self.seq_len < 0:
+            raise ValueError(f"seq_len must be a positive integer (0: the export's), got {self.seq_len!r}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.postprocess not in POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
+        if self.track not in faces_lib.TRACK_MODES:
+            raise ValueError(f"track must be one of {faces_lib.TRACK_MODES}, got {self.track!r}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be positive, got {self.max_frames!r}")
+        if self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be positive, got {self.chunk_frames!r}")
+        if self.precision not in runtime.PRECISIONS:
+            raise ValueError(f"precision must be one of {runtime.PRECISIONS}, got {self.precision!r}")
+        if self.backend not in runtime.BACKENDS:
+            raise ValueError(f"backend must be one of {runtime.BACKENDS}, got {self.backend!r}")
+
+
+def _chunks(frames: Iterable, size: int):
+    chunk = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _produce(frame_iter, front_end, chunk_frames: int):
+    """Chunks of (frame, faces) from a producer thread through a bounded queue (re-raises its errors)."""
+    handoff: "queue.Queue" = queue.Queue(QUEUE_CHUNKS)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for chunk in _chunks(frame_iter, chunk_frames):
+                item = [(frame, front_end(frame)) for frame in chunk]
+                while not stop.is_set():
+                    try:
+                        handoff.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(done)
+        except BaseException as error:  # Raised again on the consumer side.
+            handoff.put(error)
+
+    thread = threading.Thread(target=work, daemon=True, name="affnet-predict-frontend")
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class Predictor:
+    """An export (SavedModel / ONNX / TFLite, `runtime.load`) and `PredictOptions` (keyword arguments)."""
+
+    def __init__(self, export_dir: str, **options):
+        self.options = PredictOptions(**options)
+        self.runtime, self.info = runtime.load(export_dir, self.options.precision, self.options.backend)
+        self.seq_len = self.options.seq_len or self.info.seq_len
+        self.columns = outputs.prediction_columns(self.info.outputs, self.info.expressions, self.info.au_names)
+        self.preprocess_options = preprocess.PreprocessOptions(detector=self.options.detector,
+                                                               upsample=self.options.upsample,
+                                                               crop_size=self.info.crop_size,
+                                                               fps=self.options.fps)
+        self.audio_config = None
+        if self.runtime.spectrogram_dim:
+            self.audio_config = audio.SpectrogramConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                           for k, v in (self.info.audio or {}).items()})
+            if self.audio_config.dim != self.runtime.spectrogram_dim:
+                raise ValueError(f"{export_dir}: export.json audio gives {self.audio_config.dim} spectrogram "
+                                 f"values per frame, the model takes {self.runtime.spectrogram_dim}")
+        self.median_windows = None
+        if self.options.postprocess == "auto" and self.info.median_windows and "valence_arousal" in self.columns:
+            smoothing.check_windows(self.info.median_windows)
+            self.median_windows = self.info.median_windows
+
+    # -- one input ------------------------------------------------------------------------------------
+    def _audio(self, location: Optional[str]):
+        """(audio, spectrogram rows, status) for audio-visual exports; a missing track gives silence."""
+        if self.audio_config is None:
+            return None, None, None
+        track = audio.decode_audio(location, self.audio_config.sample_rate, missing="none") if location else None
+        if track is None:
+            return None, None, "missing: silence (-1) spectrogram"
+        return track, audio.spectrogram_frames(track.samples, self.audio_config), "ok"
+
+    def _predict_frames(self, frame_iter, location: Optional[str] = None, description: str = "",
+                        live: bool = False):
+        """(DataFrame, stats) of decode.Frame items; `live` predicts each window once complete."""
+        start = time.perf_counter()
+        track_audio, spec, audio_status = self._audio(location)
+        front_end = faces_lib.FrontEnd(self.preprocess_options, self.options.track)
+        windower = windows.Windower(self.seq_len)
+        batcher = windows.Batcher(self.options.batch_size)
+        rows: List[tuple] = []
+        landmarks: Optional[List] = [] if self.options.landmarks else None
+        tracks: Dict[int, List[int]] = {}
+        predictions: Dict[str, Dict[int, np.ndarray]] = {}
+        model_seconds = 0.0
+        bar = progress.bar(None, description, self.options.progress)
+        for chunk in _produce(frame_iter, front_end, self.options.chunk_frames):
+            spectrogram_rows = None
+            if self.audio_config is not None:
+                times = [frame.time for frame, _ in chunk]
+                spectrogram_rows = audio.video_spectrogram(track_audio, times, self.audio_config, spec)
+            for k, (frame, found) in enumerate(chunk):
+                if not found:
+                    rows.append((frame.source_index, frame.time, None, 0) + (np.nan,) * 5)
+                    if landmarks is not None:
+                        landmarks.append(None)
+                for face in found:
+                    row = len(rows)
+                    x0, y0, x1, y1 = face.box
+                    rows.append((frame.source_index, frame.time, face.track_id, int(face.success), face.score,
+                                 x0, y0, x1 - x0, y1 - y0))
+                    if landmarks is not None:
+                        landmarks.append(face.landmarks)
+                    if face.success:
+                        tracks.setdefault(face.track_id, []).append(row)
+                        batcher.put(windower.add(face.track_id, row, face.crop, face.crop_landmarks,
+                                                 None if spectrogram_rows is None else spectrogram_rows[k]))
+            tick = time.perf_counter()
+            for batch in batcher.ready(self.seq_len, partial=live):
+                windows.run_batch(self.runtime, batch, self.info.crop_size, predictions)
+            model_seconds += time.perf_counter() - tick
+            bar.update(len(chunk))
+        tick = time.perf_counter()
+        batcher.put(windower.flush())
+        for batch in batcher.drain():
+            windows.run_batch(self.runtime, batch, self.info.crop_size, predictions)
+        model_seconds += time.perf_counter() - tick
+        bar.close()
+        if self.median_windows is not None:
+            va = predictions.get("valence_arousal", {})
+            for face_rows in tracks.values():
+                filtered = smoothing.median_filter(np.stack([va[r] for r in face_rows]), self.median_windows)
+                for r, value in zip(face_rows, filtered):
+                    va[r] = value
+        table = outputs.table(rows, predictions, self.columns, landmarks)
+        frames_seen = int(table.drop_duplicates(["frame_index", "timestamp"]).shape[0]) if len(table) else 0
+        seconds = time.perf_counter() - start
+        stats = {"frames": frames_seen, "rows": len(table), "face_rows": int(table.success.sum()),
+                 "faces": sorted(int(t) for t in tracks), "seconds": round(seconds, 3),
+                 "frames_per_second": round(frames_seen / seconds, 2) if seconds > 0 else 0.0,
+                 "model_seconds": round(model_seconds, 3)}
+        if audio_status:
+            stats["audio"] = audio_status
+        return table, stats
+
+    def predict_source(self, source: sources.Source):
+        """(DataFrame, stats) of one `sources.Source`."""
+        frames = sources.frames(source, self.options.fps, self.options.max_frames)
+        return self._predict_frames(frames, None if source.live else source.location, source.name, source.live)
+
+    def predict(self, path_or_frames: Union[str, np.ndarray, Sequence[np.ndarray]], fps: Optional[float] = None):
+        """A DataFrame with the CSV's columns for a video / image path or uint8 RGB frames.
+
+        Frames (N, H, W, 3) (or a list of (H, W, 3)) are taken as consecutive
+        frames at `fps` (default: the options' fps); they are not resampled.
+        """
+        if isinstance(path_or_frames, (str, os.PathLike)):
+            found = sources.expand([os.fspath(path_or_frames)])
+            if len(found) != 1 or found[0].live:
+                raise ValueError(f"{path_or_frames}: predict takes one video or image; use run() for folders")
+            return self.predict_source(found[0])[0]
+        rate = fps or self.options.fps or 30.0
+        images = [np.asarray(image) for image in path_or_frames]
+        frames = (decode.Frame(image, k, k / rate, k / rate) for k, image in enumerate(images))
+        return self._predict_frames(frames)[0]
+
+    # -- a run over many inputs ---------------------------------------------------------------------------
+    def run(self, inputs: Sequence[str], output_dir: str, output_format: str = "csv", plots: bool = True,
+            annotated_video: bool = False) -> dict:
+        """Write one table per input into `output_dir` (plus plots, annotated videos) and summary.json."""
+        if output_format not in outputs.OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {outputs.OUTPUT_FORMATS}, got {output_format!r}")
+        found = sources.expand(inputs)
+        os.makedirs(output_dir, exist_ok=True)
+        start = time.perf_counter()
+        entries = []
+        for source in found:
+            entry = {"input": source.location}
+            try:
+                table, stats = self.predict_source(source)
+            except decode.DecodeError as error:  # One bad input must not stop the others.
+                entries.append({**entry, "status": "failed", "error": str(error)})
+                continue
+            base = os.path.join(output_dir, source.name)
+            os.makedirs(os.path.dirname(base), exist_ok=True)
+            entry.update(status="ok", table=f"{base}.{output_format}", **stats)
+            outputs.write_table(table, entry["table"], output_format)
+            if plots and "valence_arousal" in self.columns:
+                entry["plot"], entry["histogram"] = f"{base}_va.png", f"{base}_va_hist.png"
+                outputs.plot(table, entry["plot"], entry["histogram"], title=source.name)
+            if annotated_video and not source.live:
+                entry["annotated_video"] = f"{base}_annotated.mp4"
+                again = sources.frames(source, self.options.fps, self.options.max_frames)
+                outputs.write_annotated_video(again, table, entry["annotated_video"], self.options.fps)
+            entries.append(entry)
+        seconds = time.perf_counter() - start
+        frames = sum(e.get("frames", 0) for e in entries)
+        summary = {"model": self.info.directory, "export_model": self.info.model, "seq_len": self.seq_len,
+                   "options": dataclasses.asdict(self.options),
+                   "median_windows": list(self.median_windows) if self.median_windows else None,
+                   "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
+                   "inputs": entries,
+                   "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
+                              "failed": sum(e["status"] == "failed" for e in entries), "frames": frames,
+                              "seconds": round(seconds, 3),
+                              "frames_per_second": round(frames / seconds, 2) if seconds > 0 else 0.0}}
+        outputs.write_summary(summary, os.path.join(output_dir, "summary.json"))
+        return summary
