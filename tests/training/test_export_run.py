@@ -22,10 +22,10 @@ def test_run_export_copies_the_postprocess_chosen_on_validation(tmp_path):
     synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=40,
                                                        crop_size=32, frame_size=96), seed=0)
     workdir = str(tmp_path / "run")
-    config = config_lib.TrainConfig(data=data, workdir=workdir, model="affwildnet_vggface",
-                                    model_overrides=dict(width=0.0625, input_size=32, fc_units=16, rnn_units=8),
-                                    seq_len=8, batch_size=2, train_steps=2, log_every=1, eval_every=2,
-                                    checkpoint_every=2, eval_batch_size=4)
+    config = config_lib.TrainConfig.from_flat(
+        data=data, workdir=workdir, model="affwildnet_vggface",
+        model_overrides=dict(width=0.0625, input_size=32, fc_units=16, rnn_units=8), seq_len=8, batch_size=2,
+        train_steps=2, log_every=1, eval_every=2, checkpoint_every=2, eval_batch_size=4)
     loop.Trainer(config, log=lambda _: None).train()
     logged = []
     before = export.export_run(workdir, str(tmp_path / "before"), log=logged.append)
