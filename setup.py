@@ -21,6 +21,8 @@ _REQUIRES = [
     "face-recognition-models>=0.3.0",
     "av>=12.0",
     "matplotlib>=3.8",
+    # MTCNN face detector (`--detector mtcnn`), TensorFlow, weights in the wheel.
+    "mtcnn>=1.0",
 ]
 
 setuptools.setup(
@@ -31,6 +33,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
+    # BlazeFace weights (data_pipeline/weights/README.md says why they are copied).
+    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

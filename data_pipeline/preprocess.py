@@ -1,8 +1,10 @@
 """Offline preprocessing: videos/images -> aligned faces + 68 landmarks in TFRecords.
 
 Per input: decode and resample to 30 fps ([AW2] Sec. II-C) -> detect faces
-(dlib; [AW] Sec. 3.3 used Mathias et al., [MC] DPM, [FBN] SSH) -> group them
-into one track per person -> 68 landmarks ([MC] Sec. 4, [FBN] Sec. IV) ->
+every `detect_every` frames (BlazeFace by default, `detect.py`; [AW] Sec. 3.3
+used Mathias et al., [MC] DPM, [FBN] SSH) and follow them by their landmarks
+in between (`track.py`) -> one track per person (dlib face descriptors,
+`identity.py`) -> 68 landmarks ([MC] Sec. 4, [FBN] Sec. IV) ->
 5-anchor alignment onto a frontal template, crop 96x96x3 (`align.py`). Frames
 where detection or landmarks fail are dropped and counted ([AW] Sec. 3.3).
 Pixel normalisation to [-1, 1] is left to the online reader.
@@ -38,7 +40,8 @@ use a new --output when turning audio on.
 
 Usage:
   python -m data_pipeline.preprocess --input PATH --output DIR [--workers N]
-      [--detector hog|cnn] [--upsample K] [--score_threshold X] [--crop_size 96]
+      [--detector blazeface|blazeface_short|mtcnn|hog|cnn] [--upsample K|-1]
+      [--score_threshold X] [--detect_every 10] [--crop_size 96]
       [--alignment similarity|affine] [--track largest|iou|all] [--gzip]
       [--image_format jpeg|png] [--segment_frames N] [--fps 30]
       [--audio] [--audio_context 16] [--audio_bins 64] [--audio_scale mel|linear]
@@ -58,7 +61,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from data_pipeline import align, decode, detect, schema
+from data_pipeline import align, decode, detect, identity, schema, track
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
@@ -70,13 +73,20 @@ class PreprocessOptions:
     """Everything that changes the written records (see the module docstring).
 
     fps: output frame rate, 0 keeps the source frames; segment_frames: 0 keeps
-    a track in one record; iou_threshold: track continuity for track "iou"/"all";
+    a track in one record; detector / upsample / score_threshold: see
+    `detect.FaceDetector`; detect_every: run the detector every k frames and
+    follow faces by their landmarks in between (`track.FaceFollower`; 1 =
+    detect on every frame); track: "largest" writes the largest face of each
+    frame, "iou" the person seen most, "all" every person (persons told apart
+    by dlib's face descriptor, `identity.py`); iou_threshold: unused since
+    persons are matched by descriptor (kept so old option files load);
     audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
     """
 
-    detector: str = "hog"
-    upsample: int = 0
-    score_threshold: float = 0.0
+    detector: str = detect.DEFAULT_DETECTOR
+    upsample: int = detect.AUTO_UPSAMPLE
+    score_threshold: Optional[float] = None
+    detect_every: int = 10
     crop_size: int = 96
     alignment: str = "similarity"
     track: str = "largest"
@@ -96,8 +106,11 @@ class PreprocessOptions:
     def __post_init__(self):
         if self.detector not in detect.DETECTORS:
             raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
-        if int(self.upsample) != self.upsample or self.upsample < 0:
-            raise ValueError(f"upsample must be a non-negative integer, got {self.upsample!r}")
+        if int(self.upsample) != self.upsample or self.upsample < detect.AUTO_UPSAMPLE:
+            raise ValueError(f"upsample must be a non-negative integer or {detect.AUTO_UPSAMPLE} (auto), "
+                             f"got {self.upsample!r}")
+        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
+            raise ValueError(f"detect_every must be a positive integer, got {self.detect_every!r}")
         align.template(self.crop_size)  # Validates crop_size.
         if self.alignment not in align.METHODS:
             raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
@@ -125,7 +138,7 @@ _MODELS: Dict[Tuple, Any] = {}
 
 
 def _models(options: PreprocessOptions):
-    key = (options.detector, options.upsample, options.score_threshold)
+    key = (options.detector, options.upsample, options.score_threshold)  # Detectors are stateless across videos.
     if key not in _MODELS:
         if "landmarks" not in _MODELS:
             _MODELS["landmarks"] = detect.LandmarkDetector()
@@ -214,6 +227,9 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         if track_audio is not None:
             spec = audio_features.spectrogram_frames(track_audio.samples, config)
     detector, landmarker = _models(options)
+    # Person ids by face descriptor only when more than the largest face is kept.
+    identities = identity.IdentityBank() if options.track != "largest" else None
+    follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
     tracker = detect.FaceTracker(options.track, options.iou_threshold)
     video_id = video_id or os.path.splitext(os.path.basename(path))[0]
     kept = collections.defaultdict(list)
@@ -228,29 +244,31 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         last_time = frame.time
         height, width = frame.image.shape[:2]
         if frame.source_index != cache_index:
-            # Up-sampling repeats a source frame: detect, landmark and align it once.
+            # Up-sampling repeats a source frame: follow, landmark and align it once.
             # Tracking still sees every output frame so gaps are counted in output frames.
-            detections = detector(frame.image)
-            faces = {}
-            cache_index, cache = frame.source_index, (detections, faces)
-        detections, faces = cache
-        if not detections:
+            faces = follower(frame.image)
+            aligned = {}
+            cache_index, cache = frame.source_index, (faces, aligned)
+        faces, aligned = cache
+        if not faces:
             dropped["no_face"] += 1
             continue
         with_face += 1
-        for track_id, detection in tracker.update(number, detections):
-            if detection.box not in faces:
+        detections = [detect.Detection(face.box, 1.0) for face in faces]
+        persons = {face.box: (face.person, face.points) for face in faces}
+        for track_id, detection in tracker.update(number, detections,
+                                                  [persons[d.box][0] for d in detections]):
+            if detection.box not in aligned:
                 try:
-                    points = landmarker(frame.image, detection.box)
                     crop, points_crop, matrix = align.align_face(
-                        frame.image, points, options.crop_size, options.alignment)
-                    faces[detection.box] = (encode_crop(crop, options), points_crop, matrix)
+                        frame.image, persons[detection.box][1], options.crop_size, options.alignment)
+                    aligned[detection.box] = (encode_crop(crop, options), points_crop, matrix)
                 except ValueError:
-                    faces[detection.box] = None
-            if faces[detection.box] is None:
+                    aligned[detection.box] = None
+            if aligned[detection.box] is None:
                 dropped["landmarks_failed"] += 1
                 continue
-            kept[track_id].append(faces[detection.box] + (frame.source_index, frame.time))
+            kept[track_id].append(aligned[detection.box] + (frame.source_index, frame.time))
 
     fps = float(options.fps)
     if not fps:  # Source frames kept: their mean rate.
@@ -291,6 +309,9 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         "dropped": dict(dropped),
         "tracks": tracks,
         "records": len(records),
+        "detections_run": follower.detections_run,
+        "scene_cuts": follower.scene_cuts,
+        "persons": identities.persons if identities is not None else None,
         "seconds": round(time.perf_counter() - start, 3),
     }
     if options.audio:
@@ -472,12 +493,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="video, image, or folder of them (recursive)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector)
-    parser.add_argument("--upsample", type=int, default=defaults.upsample)
-    parser.add_argument("--score_threshold", type=float, default=defaults.score_threshold)
+    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector,
+                        help="face detector (README: recall and speed of each)")
+    parser.add_argument("--upsample", type=int, default=defaults.upsample,
+                        help=f"image doublings for hog/cnn; {detect.AUTO_UPSAMPLE}: small frames to 300 px")
+    parser.add_argument("--score_threshold", type=float, default=defaults.score_threshold,
+                        help="minimum detector score (default: the detector's own)")
+    parser.add_argument("--detect_every", type=int, default=defaults.detect_every,
+                        help="detect every k frames (and on scene cuts, lost faces), track by landmarks "
+                             "in between; 1 detects every frame")
     parser.add_argument("--crop_size", type=int, default=defaults.crop_size)
     parser.add_argument("--alignment", choices=align.METHODS, default=defaults.alignment)
-    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
+    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track,
+                        help="largest: the largest face of each frame; iou: the person seen most (one track); "
+                             "all: every person, one track each (persons by face descriptor)")
     parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--image_format", choices=IMAGE_FORMATS, default=defaults.image_format)
