@@ -121,6 +121,9 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> List
     return found
 
 
+TILE_OVERLAP = 64  # Pixels shared by neighbouring BlazeFace tiles (see `_BlazeFace.__call__`).
+
+
 class _BlazeFace:
     """MediaPipe BlazeFace (Bazarevsky et al. 2019) on TensorFlow's TFLite interpreter.
 
@@ -180,12 +183,16 @@ class _BlazeFace:
     def __call__(self, image: np.ndarray, threshold: float) -> List[Detection]:
         # A wide frame letterboxed into the square input shrinks small faces
         # below what the model sees (a 50 px face in 640x360 becomes 15 px at
-        # 192): also run square tiles of the short side, overlapping by a
-        # quarter, and merge everything by one NMS.
+        # 192): also run square tiles of the short side, and merge everything
+        # by one NMS. The whole-frame pass finds the large faces, so the tiles
+        # need only overlap by a small face (TILE_OVERLAP): 2 tiles for 16:9.
+        # (Batching the windows into one invoke costs the same per window
+        # with XNNPACK on this CPU, 5 ms each, so they run one by one.)
         height, width = image.shape[:2]
         side = min(height, width)
         windows = [(0, 0, width, height)]
-        count = 1 + int(np.ceil((max(height, width) - side) / (0.75 * side))) if max(height, width) > 1.3 * side else 1
+        longer = max(height, width)
+        count = 1 + int(np.ceil((longer - side) / (side - TILE_OVERLAP))) if longer > 1.3 * side else 1
         if count > 1:
             starts = np.linspace(0, max(height, width) - side, count).round().astype(int)
             windows += [(s, 0, s + side, side) if width > height else (0, s, side, s + side) for s in starts]
@@ -294,7 +301,7 @@ class LandmarkDetector:
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"empty face box {tuple(box)}")
         shape = self._model(image, dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
-        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], np.float32)
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
 class FaceTracker:

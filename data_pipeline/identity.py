@@ -59,10 +59,14 @@ class IdentityBank:
         self._counts.append(1)
         return len(self._sums) - 1
 
-    def observe(self, image: np.ndarray, points: np.ndarray, person: int) -> None:
-        """Add a face known (by tracking) to be `person` to its mean descriptor."""
-        self._sums[person] += self.descriptor(image, points)
+    def verify(self, image: np.ndarray, points: np.ndarray, person: int) -> bool:
+        """Is this face (followed as `person`) still that person? If so, it joins its mean."""
+        vector = self.descriptor(image, points)
+        if np.linalg.norm(self._sums[person] / self._counts[person] - vector) > self.max_distance:
+            return False
+        self._sums[person] += vector
         self._counts[person] += 1
+        return True
 
     @property
     def persons(self) -> int:

@@ -54,7 +54,9 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -201,6 +203,45 @@ def _segments(count: int, size: int):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+def _prefetched(frames, depth: int = 16):
+    """`frames` decoded in a background thread, `depth` ahead.
+
+    FFmpeg decodes without the Python GIL, so decoding overlaps the face work
+    on a second core; the decoder's errors re-raise here, in order.
+    """
+    done = object()
+    queue_ = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    return
+                queue_.put(frame)
+            queue_.put(done)
+        except BaseException as error:  # Re-raised in the consumer.
+            queue_.put(error)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue_.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # Unblock a producer waiting on a full queue.
+            try:
+                queue_.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
                   video_id: Optional[str] = None, subject_id: str = "",
                   source_path: Optional[str] = None) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
@@ -238,7 +279,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
     width = height = 0
     cache_index, cache = None, None
     first_time = last_time = 0.0
-    for number, frame in enumerate(decode.decode(path, options.fps)):
+    for number, frame in enumerate(_prefetched(decode.decode(path, options.fps))):
         decoded += 1
         first_time = frame.time if number == 0 else first_time
         last_time = frame.time
