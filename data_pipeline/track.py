@@ -32,6 +32,9 @@ import numpy as np
 from data_pipeline import detect
 
 
+UPRIGHT_SIDE = 100.0  # Pixels: face box side in the crop the landmarks are fitted in.
+
+
 @dataclasses.dataclass
 class TrackedFace:
     """One face in one frame: its person id, dlib-style box and (68, 2) landmarks."""
@@ -113,14 +116,17 @@ class FaceFollower:
         a face rolled by 30 degrees fits poorly and the error feeds the next
         frame's box. The region around the guess is rotated by the guess's eye
         line into a small crop (2 box sides; only that crop is warped), fitted
-        there in the dlib-style box, and the points are mapped back.
+        there in the dlib-style box, and the points are mapped back. Landmarks
+        are returned in frame pixels (float32).
         """
         eyes = guess[42:48].mean(0) - guess[36:42].mean(0)
         roll = np.degrees(np.arctan2(eyes[1], eyes[0]))
         x0, y0, x1, y1 = detect.box_from_landmarks(guess)
-        side = x1 - x0
-        size = int(np.ceil(2 * side))
-        matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), roll, 1.0)
+        # Faces larger than UPRIGHT_SIDE are shrunk to it: the predictor's
+        # features need no more, and the warp's cost grows with the crop.
+        scale = min(1.0, UPRIGHT_SIDE / max(1e-6, x1 - x0))
+        size = int(np.ceil(2 * scale * (x1 - x0)))
+        matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), roll, scale)
         matrix[:, 2] += size / 2 - np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         upright = np.hstack([guess, np.ones((68, 1))]) @ matrix.T
