@@ -9,7 +9,7 @@ detect/track, 68 landmarks, alignment, JPEG, TFRecord) in a subprocess and
 prints JSON: frames/s wall clock (with start-up: Python, TensorFlow import,
 model loads) and inside the workers (report.json's per-input seconds), frames
 per CPU-second of the whole CLI (the figure that does not depend on other
-jobs sharing the machine; 2 cores give at most twice it), the
+jobs sharing the machine; one-worker runs only), the
 recall (frames written whose landmarks lie on the true face) and the landmark
 error against the ground truth (mean point error / inter-ocular distance).
 
@@ -84,8 +84,10 @@ def run_cli(inputs: str, workers: int, flags) -> dict:
               "frames_per_second_in_workers": round(totals["frames_decoded"] * min(workers, len(records)) / busy, 1),
               # CPU time of the whole CLI (all threads and workers, start-up included): the
               # figure that does not depend on what else shares the machine.
-              "cpu_seconds": round(cpu, 2),
-              "frames_per_cpu_second": round(totals["frames_decoded"] / cpu, 1),
+              # (Pool workers are children of the forkserver, which getrusage does not
+              # count: only a one-worker run has this figure.)
+              "cpu_seconds": round(cpu, 2) if workers == 1 else None,
+              "frames_per_cpu_second": round(totals["frames_decoded"] / cpu, 1) if workers == 1 else None,
               "detections_run": sum(e.get("detections_run", 0) for e in report["inputs"])}
     return result, records, out
 
