@@ -26,6 +26,8 @@ _REQUIRES = [
     "pandas>=2.0",
     "pyarrow>=14",
     "tqdm>=4.66",
+    # MTCNN face detector (`--detector mtcnn`), TensorFlow, weights in the wheel.
+    "mtcnn>=1.0",
 ]
 
 _ONNX = ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"]
@@ -39,6 +41,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
+    # BlazeFace weights (data_pipeline/weights/README.md says why they are copied).
+    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

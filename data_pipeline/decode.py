@@ -28,7 +28,9 @@ import cv2
 import numpy as np
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".3gp")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# Every still format OpenCV's imread reads (its documentation's list); matched case-insensitively.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".bmp", ".dib", ".webp", ".avif", ".tif", ".tiff",
+                    ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic")
 
 
 class DecodeError(RuntimeError):

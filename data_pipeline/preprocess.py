@@ -1,8 +1,10 @@
 """Offline preprocessing: videos/images -> aligned faces + 68 landmarks in TFRecords.
 
 Per input: decode and resample to 30 fps ([AW2] Sec. II-C) -> detect faces
-(dlib; [AW] Sec. 3.3 used Mathias et al., [MC] DPM, [FBN] SSH) -> group them
-into one track per person -> 68 landmarks ([MC] Sec. 4, [FBN] Sec. IV) ->
+every `detect_every` frames (BlazeFace by default, `detect.py`; [AW] Sec. 3.3
+used Mathias et al., [MC] DPM, [FBN] SSH) and follow them by their landmarks
+in between (`track.py`) -> one track per person (dlib face descriptors,
+`identity.py`) -> 68 landmarks ([MC] Sec. 4, [FBN] Sec. IV) ->
 5-anchor alignment onto a frontal template, crop 96x96x3 (`align.py`). Frames
 where detection or landmarks fail are dropped and counted ([AW] Sec. 3.3).
 Pixel normalisation to [-1, 1] is left to the online reader.
@@ -44,7 +46,8 @@ options) unless --overwrite.
 
 Usage:
   python -m data_pipeline.preprocess --input PATH --output DIR [--workers N]
-      [--detector hog|cnn] [--upsample K] [--score_threshold X] [--crop_size 96]
+      [--detector blazeface|blazeface_short|mtcnn|hog|cnn] [--upsample K|-1]
+      [--score_threshold X] [--detect_every 10] [--crop_size 96]
       [--alignment similarity|affine] [--track largest|iou|all] [--gzip]
       [--image_format jpeg|png] [--segment_frames N] [--fps 30]
       [--audio] [--audio_context 16] [--audio_bins 64] [--audio_scale mel|linear]
@@ -56,14 +59,16 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from data_pipeline import align, cli, decode, detect, schema
+from data_pipeline import align, cli, decode, detect, identity, schema, track
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
@@ -75,13 +80,20 @@ class PreprocessOptions:
     """Everything that changes the written records (see the module docstring).
 
     fps: output frame rate, 0 keeps the source frames; segment_frames: 0 keeps
-    a track in one record; iou_threshold: track continuity for track "iou"/"all";
+    a track in one record; detector / upsample / score_threshold: see
+    `detect.FaceDetector`; detect_every: run the detector every k frames and
+    follow faces by their landmarks in between (`track.FaceFollower`; 1 =
+    detect on every frame); track: "largest" writes the largest face of each
+    frame, "iou" the person seen most, "all" every person (persons told apart
+    by dlib's face descriptor, `identity.py`); iou_threshold: unused since
+    persons are matched by descriptor (kept so old option files load);
     audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
     """
 
-    detector: str = "hog"
-    upsample: int = 0
-    score_threshold: float = 0.0
+    detector: str = detect.DEFAULT_DETECTOR
+    upsample: int = detect.AUTO_UPSAMPLE
+    score_threshold: Optional[float] = None
+    detect_every: int = 10
     crop_size: int = 96
     alignment: str = "similarity"
     track: str = "largest"
@@ -101,8 +113,11 @@ class PreprocessOptions:
     def __post_init__(self):
         if self.detector not in detect.DETECTORS:
             raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
-        if int(self.upsample) != self.upsample or self.upsample < 0:
-            raise ValueError(f"upsample must be a non-negative integer, got {self.upsample!r}")
+        if int(self.upsample) != self.upsample or self.upsample < detect.AUTO_UPSAMPLE:
+            raise ValueError(f"upsample must be a non-negative integer or {detect.AUTO_UPSAMPLE} (auto), "
+                             f"got {self.upsample!r}")
+        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
+            raise ValueError(f"detect_every must be a positive integer, got {self.detect_every!r}")
         align.template(self.crop_size)  # Validates crop_size.
         if self.alignment not in align.METHODS:
             raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
@@ -130,7 +145,7 @@ _MODELS: Dict[Tuple, Any] = {}
 
 
 def _models(options: PreprocessOptions):
-    key = (options.detector, options.upsample, options.score_threshold)
+    key = (options.detector, options.upsample, options.score_threshold)  # Detectors are stateless across videos.
     if key not in _MODELS:
         if "landmarks" not in _MODELS:
             _MODELS["landmarks"] = detect.LandmarkDetector()
@@ -193,6 +208,45 @@ def _segments(count: int, size: int):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+def _prefetched(frames, depth: int = 16):
+    """`frames` decoded in a background thread, `depth` ahead.
+
+    FFmpeg decodes without the Python GIL, so decoding overlaps the face work
+    on a second core; the decoder's errors re-raise here, in order.
+    """
+    done = object()
+    queue_ = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    return
+                queue_.put(frame)
+            queue_.put(done)
+        except BaseException as error:  # Re-raised in the consumer.
+            queue_.put(error)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue_.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # Unblock a producer waiting on a full queue.
+            try:
+                queue_.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
                   video_id: Optional[str] = None, subject_id: str = "",
                   source_path: Optional[str] = None) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
@@ -219,6 +273,9 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         if track_audio is not None:
             spec = audio_features.spectrogram_frames(track_audio.samples, config)
     detector, landmarker = _models(options)
+    # Person ids by face descriptor only when more than the largest face is kept.
+    identities = identity.IdentityBank() if options.track != "largest" else None
+    follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
     tracker = detect.FaceTracker(options.track, options.iou_threshold)
     video_id = video_id or os.path.splitext(os.path.basename(path))[0]
     kept = collections.defaultdict(list)
@@ -227,35 +284,37 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
     width = height = 0
     cache_index, cache = None, None
     first_time = last_time = 0.0
-    for number, frame in enumerate(decode.decode(path, options.fps)):
+    for number, frame in enumerate(_prefetched(decode.decode(path, options.fps))):
         decoded += 1
         first_time = frame.time if number == 0 else first_time
         last_time = frame.time
         height, width = frame.image.shape[:2]
         if frame.source_index != cache_index:
-            # Up-sampling repeats a source frame: detect, landmark and align it once.
+            # Up-sampling repeats a source frame: follow, landmark and align it once.
             # Tracking still sees every output frame so gaps are counted in output frames.
-            detections = detector(frame.image)
-            faces = {}
-            cache_index, cache = frame.source_index, (detections, faces)
-        detections, faces = cache
-        if not detections:
+            faces = follower(frame.image)
+            aligned = {}
+            cache_index, cache = frame.source_index, (faces, aligned)
+        faces, aligned = cache
+        if not faces:
             dropped["no_face"] += 1
             continue
         with_face += 1
-        for track_id, detection in tracker.update(number, detections):
-            if detection.box not in faces:
+        detections = [detect.Detection(face.box, 1.0) for face in faces]
+        persons = {face.box: (face.person, face.points) for face in faces}
+        for track_id, detection in tracker.update(number, detections,
+                                                  [persons[d.box][0] for d in detections]):
+            if detection.box not in aligned:
                 try:
-                    points = landmarker(frame.image, detection.box)
                     crop, points_crop, matrix = align.align_face(
-                        frame.image, points, options.crop_size, options.alignment)
-                    faces[detection.box] = (encode_crop(crop, options), points_crop, matrix)
+                        frame.image, persons[detection.box][1], options.crop_size, options.alignment)
+                    aligned[detection.box] = (encode_crop(crop, options), points_crop, matrix)
                 except ValueError:
-                    faces[detection.box] = None
-            if faces[detection.box] is None:
+                    aligned[detection.box] = None
+            if aligned[detection.box] is None:
                 dropped["landmarks_failed"] += 1
                 continue
-            kept[track_id].append(faces[detection.box] + (frame.source_index, frame.time))
+            kept[track_id].append(aligned[detection.box] + (frame.source_index, frame.time))
 
     fps = float(options.fps)
     if not fps:  # Source frames kept: their mean rate.
@@ -296,6 +355,9 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         "dropped": dict(dropped),
         "tracks": tracks,
         "records": len(records),
+        "detections_run": follower.detections_run,
+        "scene_cuts": follower.scene_cuts,
+        "persons": identities.persons if identities is not None else None,
         "seconds": round(time.perf_counter() - start, 3),
     }
     if options.audio:
@@ -580,12 +642,20 @@ def _parser() -> cli.ArgumentParser:
     parser.add_argument("--input", required=True, help="video, image, or folder of them (recursive)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector)
-    parser.add_argument("--upsample", type=int, default=defaults.upsample)
-    parser.add_argument("--score_threshold", type=float, default=defaults.score_threshold)
+    parser.add_argument("--detector", choices=detect.DETECTORS, default=defaults.detector,
+                        help="face detector (README: recall and speed of each)")
+    parser.add_argument("--upsample", type=int, default=defaults.upsample,
+                        help=f"image doublings for hog/cnn; {detect.AUTO_UPSAMPLE}: small frames to 300 px")
+    parser.add_argument("--score_threshold", type=float, default=defaults.score_threshold,
+                        help="minimum detector score (default: the detector's own)")
+    parser.add_argument("--detect_every", type=int, default=defaults.detect_every,
+                        help="detect every k frames (and on scene cuts, lost faces), track by landmarks "
+                             "in between; 1 detects every frame")
     parser.add_argument("--crop_size", type=int, default=defaults.crop_size)
     parser.add_argument("--alignment", choices=align.METHODS, default=defaults.alignment)
-    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
+    parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track,
+                        help="largest: the largest face of each frame; iou: the person seen most (one track); "
+                             "all: every person, one track each (persons by face descriptor)")
     parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--overwrite", action="store_true",

@@ -78,8 +78,8 @@ def test_landmarks_on_a_pre_cropped_face(astronaut, landmarker):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="'dpm'"):
         detect.FaceDetector("dpm")
-    with pytest.raises(ValueError, match="-1"):
-        detect.FaceDetector("hog", upsample=-1)
+    with pytest.raises(ValueError, match="-2"):
+        detect.FaceDetector("hog", upsample=-2)  # -1 is AUTO_UPSAMPLE.
     with pytest.raises(ValueError, match="float64"):
         detect.FaceDetector()(np.zeros((5, 5, 3)))
     with pytest.raises(ValueError, match="'first'"):

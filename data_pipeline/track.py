@@ -1,0 +1,199 @@
+"""Detect rarely, track always: faces followed by their 68 landmarks between detections.
+
+As in OpenFace and most face trackers, the previous frame's 68 points give
+the next frame's face box (`detect.box_from_landmarks`), and dlib's shape
+predictor fits the points in it, so a detector runs only every
+`detect_every` frames, on a scene cut (the frame's 16x16 grey thumbnail
+changes by more than `cut_threshold` grey levels on average), when no face is
+followed, or when a face's fit degrades (its shape moved by more than
+`max_shape_change` inter-ocular distances after removing a similarity
+transform, or its box left the frame), or when the face's own 8x8 thumbnail
+changes by more than `max_appearance_change` (another face in its place: a
+cut that leaves the background alone). `detect_every=1` is per-frame
+detection: landmarks on every detector box, as before tracking existed.
+
+Detector boxes other than dlib HOG's are converted to the box the shape
+predictor was trained on by a second fit (`detect.box_from_landmarks` of the
+first fit's points), so landmarks do not depend on the detector.
+
+Each followed face carries a person id from `identity.IdentityBank` (dlib's
+ResNet face descriptor, computed at detections) when one is given, so a
+person keeps one id across occlusions, gaps and shot cuts (a re-detected face
+keeps its followed person only if the descriptor agrees); otherwise ids
+number the face's appearances.
+"""
+
+import dataclasses
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from data_pipeline import detect
+
+
+UPRIGHT_SIDE = 100.0  # Pixels: face box side in the crop the landmarks are fitted in.
+
+
+@dataclasses.dataclass
+class TrackedFace:
+    """One face in one frame: its person id, dlib-style box and (68, 2) landmarks."""
+
+    person: int
+    box: tuple
+    points: np.ndarray
+    detected: bool  # True on frames where the detector (not tracking) found it.
+    appearance: Optional[np.ndarray] = None  # `_face_thumbnail`, to notice a different face in its place.
+
+
+def _shape_change(previous: np.ndarray, current: np.ndarray) -> float:
+    """Residual of `current` against `previous` after the best similarity map, in inter-ocular units.
+
+    Closed form with complex numbers (z' = a z + b, a = scale and rotation):
+    per frame this runs for every face, and an SVD (`align.similarity_transform`)
+    cost more than the landmark fit's overhead.
+    """
+    p = previous[:, 0] + 1j * previous[:, 1]
+    q = current[:, 0] + 1j * current[:, 1]
+    p, q = p - p.mean(), q - q.mean()
+    a = np.vdot(p, q) / max(1e-12, np.vdot(p, p).real)
+    residual = np.abs(a * p - q).mean()
+    return float(residual / max(1e-6, np.linalg.norm(current[36] - current[45])))
+
+
+def _face_thumbnail(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """An 8x8 grey thumbnail of the face's box, normalised for brightness and contrast."""
+    x0, y0, x1, y1 = (int(round(v)) for v in detect.box_from_landmarks(points))
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((8, 8), np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(grey, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (small - small.mean()) / max(1.0, small.std()) * 32.0  # Grey levels of a std-32 face.
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A 16x16 grey thumbnail (every 4th pixel first: this runs on every frame)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image[::4, ::4]), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+class FaceFollower:
+    """Per frame: the faces, by detection every `detect_every` frames and landmark tracking in between."""
+
+    def __init__(self, detector: detect.FaceDetector, landmarker: detect.LandmarkDetector,
+                 detect_every: int = 10, identities=None, cut_threshold: float = 20.0,
+                 max_shape_change: float = 0.12, max_appearance_change: float = 16.0, match_iou: float = 0.3):
+        if int(detect_every) != detect_every or detect_every < 1:
+            raise ValueError(f"detect_every must be a positive integer, got {detect_every!r}")
+        self.detector = detector
+        self.landmarker = landmarker
+        self.detect_every = int(detect_every)
+        self.identities = identities
+        self.cut_threshold = cut_threshold
+        self.max_shape_change = max_shape_change
+        self.max_appearance_change = max_appearance_change
+        self.match_iou = match_iou
+        self._faces: List[TrackedFace] = []
+        self._since_detection = 0
+        self._previous_thumbnail: Optional[np.ndarray] = None
+        self._next_anonymous = 0
+        self.detections_run = 0
+        self.scene_cuts = 0
+
+    def _fit(self, image: np.ndarray, box) -> Optional[np.ndarray]:
+        try:
+            points = self.landmarker(image, box)
+        except ValueError:  # Empty box.
+            return None
+        return points if np.all(np.isfinite(points)) else None
+
+    def _fit_upright(self, image: np.ndarray, guess: np.ndarray) -> Optional[np.ndarray]:
+        """Landmarks near `guess` (68, 2), fitted on the face turned upright.
+
+        dlib's shape predictor starts from an upright mean face in its box, so
+        a face rolled by 30 degrees fits poorly and the error feeds the next
+        frame's box. The region around the guess is rotated by the guess's eye
+        line into a small crop (2 box sides; only that crop is warped), fitted
+        there in the dlib-style box, and the points are mapped back. Landmarks
+        are returned in frame pixels (float32).
+        """
+        eyes = guess[42:48].mean(0) - guess[36:42].mean(0)
+        roll = np.degrees(np.arctan2(eyes[1], eyes[0]))
+        x0, y0, x1, y1 = detect.box_from_landmarks(guess)
+        # Faces larger than UPRIGHT_SIDE are shrunk to it: the predictor's
+        # features need no more, and the warp's cost grows with the crop.
+        scale = min(1.0, UPRIGHT_SIDE / max(1e-6, x1 - x0))
+        size = int(np.ceil(2 * scale * (x1 - x0)))
+        matrix = cv2.getRotationMatrix2D(((x0 + x1) / 2, (y0 + y1) / 2), roll, scale)
+        matrix[:, 2] += size / 2 - np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        upright = np.hstack([guess, np.ones((68, 1))]) @ matrix.T
+        points = self._fit(crop, detect.box_from_landmarks(upright))
+        if points is None:
+            return None
+        inverse = cv2.invertAffineTransform(matrix)
+        return (np.hstack([points, np.ones((68, 1), np.float32)]) @ inverse.T).astype(np.float32)
+
+    def _detect(self, image: np.ndarray, cut: bool) -> List[TrackedFace]:
+        self.detections_run += 1
+        self._since_detection = 0
+        faces = []
+        for detection in self.detector(image):
+            points = self._fit(image, detection.box)
+            if points is not None and self.detector.kind != "hog":
+                refined = self._fit_upright(image, points)
+                points = refined if refined is not None else points
+            if points is None:
+                continue
+            box = detect.box_from_landmarks(points) if self.detector.kind != "hog" else detection.box
+            faces.append(TrackedFace(-1, tuple(box), points, True, _face_thumbnail(image, points)))
+        # Keep a followed face's person across re-detections (unless the shot changed).
+        previous = [] if cut else list(self._faces)
+        for face in sorted(faces, key=lambda f: -detect.Detection(f.box, 0).area):
+            match = max(previous, key=lambda p: detect.iou(p.box, face.box), default=None)
+            if match is not None and detect.iou(match.box, face.box) >= self.match_iou and (
+                    self.identities is None or self.identities.verify(image, face.points, match.person)):
+                previous.remove(match)
+                face.person = match.person
+            elif self.identities is not None:
+                taken = {f.person for f in faces if f.person >= 0}
+                face.person = self.identities.identify(image, face.points, exclude=taken)
+            else:
+                face.person = self._next_anonymous
+                self._next_anonymous += 1
+        return faces
+
+    def _follow(self, image: np.ndarray) -> Optional[List[TrackedFace]]:
+        """Every followed face in this frame, or None when one was lost (re-detect)."""
+        height, width = image.shape[:2]
+        followed = []
+        for face in self._faces:
+            points = self._fit_upright(image, face.points)
+            if points is None or _shape_change(face.points, points) > self.max_shape_change:
+                return None
+            appearance = _face_thumbnail(image, points)
+            if np.abs(appearance - face.appearance).mean() > self.max_appearance_change:
+                return None  # Another face in the same place (a cut the frame thumbnail missed).
+            box = detect.box_from_landmarks(points)
+            centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            if not (0 <= centre_x < width and 0 <= centre_y < height):
+                return None
+            followed.append(TrackedFace(face.person, box, points, False, appearance))
+        return followed
+
+    def __call__(self, image: np.ndarray) -> List[TrackedFace]:
+        thumbnail = _thumbnail(image)
+        cut = (self._previous_thumbnail is not None
+               and float(np.abs(thumbnail - self._previous_thumbnail).mean()) > self.cut_threshold)
+        self.scene_cuts += int(cut)
+        self._previous_thumbnail = thumbnail
+        self._since_detection += 1
+        faces = None
+        if self._faces and not cut and self._since_detection < self.detect_every:
+            faces = self._follow(image)
+        if faces is None:
+            faces = self._detect(image, cut)
+        self._faces = faces
+        return faces
