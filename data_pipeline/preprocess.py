@@ -144,7 +144,8 @@ class PreprocessOptions:
 _MODELS: Dict[Tuple, Any] = {}
 
 
-def _models(options: PreprocessOptions):
+def face_models(options: PreprocessOptions):
+    """(detector, landmarker) of `options`, loaded once per process."""
     key = (options.detector, options.upsample, options.score_threshold)  # Detectors are stateless across videos.
     if key not in _MODELS:
         if "landmarks" not in _MODELS:
@@ -272,7 +273,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
             raise audio_features.NoAudioError(f"{error} ({hint})") from error
         if track_audio is not None:
             spec = audio_features.spectrogram_frames(track_audio.samples, config)
-    detector, landmarker = _models(options)
+    detector, landmarker = face_models(options)
     # Person ids by face descriptor only when more than the largest face is kept.
     identities = identity.IdentityBank() if options.track != "largest" else None
     follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)

@@ -44,6 +44,7 @@ class TrackedFace:
     points: np.ndarray
     detected: bool  # True on frames where the detector (not tracking) found it.
     appearance: Optional[np.ndarray] = None  # `_face_thumbnail`, to notice a different face in its place.
+    score: float = 1.0  # The detector's score of the detection this face was last found by.
 
 
 def _shape_change(previous: np.ndarray, current: np.ndarray) -> float:
@@ -148,7 +149,8 @@ class FaceFollower:
             if points is None:
                 continue
             box = detect.box_from_landmarks(points) if self.detector.kind != "hog" else detection.box
-            faces.append(TrackedFace(-1, tuple(box), points, True, _face_thumbnail(image, points)))
+            faces.append(TrackedFace(-1, tuple(box), points, True, _face_thumbnail(image, points),
+                                     float(detection.score)))
         # Keep a followed face's person across re-detections (unless the shot changed).
         previous = [] if cut else list(self._faces)
         for face in sorted(faces, key=lambda f: -detect.Detection(f.box, 0).area):
@@ -180,7 +182,7 @@ class FaceFollower:
             centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if not (0 <= centre_x < width and 0 <= centre_y < height):
                 return None
-            followed.append(TrackedFace(face.person, box, points, False, appearance))
+            followed.append(TrackedFace(face.person, box, points, False, appearance, face.score))
         return followed
 
     def __call__(self, image: np.ndarray) -> List[TrackedFace]:

@@ -26,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from data_pipeline import detect  # noqa: E402  (cv2 and numpy only: --help stays fast)
+
 _INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursive), glob, camera index "
                                    "or stream URL; repeat for more.", required=True)
 _MODEL = flags.DEFINE_string("model", None, "Export directory of launch/export.py.", required=True)
@@ -42,9 +44,12 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", ("float32", "bfloat16"),
 _BACKEND = flags.DEFINE_enum("backend", "auto", ("auto", "saved_model", "onnx", "tflite"),
                              "Model format; auto takes what the export holds (SavedModel first).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json).")
-_TRACK = flags.DEFINE_enum("track", "largest", ("largest", "all"), "Faces: the largest, or every IoU track.")
-_DETECTOR = flags.DEFINE_enum("detector", "hog", ("hog", "cnn"), "dlib detector.")
-_UPSAMPLE = flags.DEFINE_integer("upsample", 0, "dlib detector upsampling (small faces).")
+_TRACK = flags.DEFINE_enum("track", "largest", ("largest", "all"), "Faces: the largest, or every person (one id per person, by face descriptor).")
+_DETECTOR = flags.DEFINE_enum("detector", detect.DEFAULT_DETECTOR, detect.DETECTORS,
+                              "Face detector, as in preprocessing (README: recall and speed of each).")
+_UPSAMPLE = flags.DEFINE_integer("upsample", detect.AUTO_UPSAMPLE, "Image doublings for hog/cnn; -1: small frames to 300 px.")
+_DETECT_EVERY = flags.DEFINE_integer("detect_every", 10, "Detect every k frames (and on cuts and lost faces), "
+                                     "track by landmarks in between; 1 detects every frame.")
 _FPS = flags.DEFINE_float("fps", 30.0, "Resample videos to this rate (0 keeps the source frames).")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Stop each input after this many frames.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over frames (never when stderr is not a TTY).")
@@ -62,7 +67,7 @@ def main(argv):
         runner = predictor.Predictor(
             _MODEL.value, seq_len=_SEQ_LEN.value, batch_size=_BATCH.value, precision=_PRECISION.value,
             backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
-            detector=_DETECTOR.value, upsample=_UPSAMPLE.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
+            detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
             max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value)

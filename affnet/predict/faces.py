@@ -5,7 +5,7 @@ The same steps and models as `data_pipeline.preprocess.process_video`
 so memory stays flat in the video's length. Two differences, both because a
 stream has no end to look at: tracks are emitted as they grow ("largest": one
 track, id 0; "all": every IoU track), never filtered to a main track
-afterwards; and crops stay raw uint8 (the training records store them as
+afterwards ("all" keeps person ids from face descriptors); and crops stay raw uint8 (the training records store them as
 JPEG q95, a difference inside JPEG noise).
 """
 
@@ -14,7 +14,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from data_pipeline import align, detect, preprocess
+from data_pipeline import align, detect, identity, preprocess
+from data_pipeline import track as tracking
 
 TRACK_MODES = ("largest", "all")
 
@@ -41,14 +42,21 @@ class Face:
 
 
 class FrontEnd:
-    """Frame -> [Face]; one per video (the tracker's state is the video's)."""
+    """Frame -> [Face]; one per video (the follower's and tracker's state is the video's).
+
+    The faces come from `track.FaceFollower` as in `process_video`: detection
+    every `options.detect_every` frames (and on cuts and lost faces), landmark
+    tracking in between, person ids from `identity.IdentityBank` when every
+    face is kept. A face's `score` is that of the detection it was last found by.
+    """
 
     def __init__(self, options: preprocess.PreprocessOptions, track: str = "largest"):
         if track not in TRACK_MODES:
             raise ValueError(f"track must be one of {TRACK_MODES}, got {track!r}")
         self.options = options
-        self.detector = detect.FaceDetector(options.detector, options.upsample, options.score_threshold)
-        self.landmarker = detect.LandmarkDetector()
+        detector, landmarker = preprocess.face_models(options)
+        identities = identity.IdentityBank() if track == "all" else None
+        self.follower = tracking.FaceFollower(detector, landmarker, options.detect_every, identities)
         self.tracker = detect.FaceTracker(track, options.iou_threshold)
         self._number = 0
         self._cache_index = None
@@ -56,14 +64,17 @@ class FrontEnd:
 
     def __call__(self, frame) -> List[Face]:
         if frame.source_index != self._cache_index:
-            # Up-sampling repeats a source frame: detect and align it once (as process_video).
-            self._cache_index, self._cache = frame.source_index, (self.detector(frame.image), {})
-        detections, aligned = self._cache
+            # Up-sampling repeats a source frame: follow and align it once (as process_video).
+            self._cache_index, self._cache = frame.source_index, (self.follower(frame.image), {})
+        followed, aligned = self._cache
+        detections = [detect.Detection(face.box, face.score) for face in followed]
+        by_box = {face.box: face for face in followed}
         faces = []
-        for track_id, detection in self.tracker.update(self._number, detections):
+        for track_id, detection in self.tracker.update(self._number, detections,
+                                                       [by_box[d.box].person for d in detections]):
+            points = by_box[detection.box].points
             if detection.box not in aligned:
                 try:
-                    points = self.landmarker(frame.image, detection.box)
                     crop, crop_points, _ = align.align_face(frame.image, points, self.options.crop_size,
                                                             self.options.alignment)
                     aligned[detection.box] = (points, crop, crop_points.reshape(-1).astype(np.float32))

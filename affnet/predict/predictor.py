@@ -45,8 +45,10 @@ class PredictOptions:
     backend: str = "auto"
     postprocess: str = "auto"
     track: str = "largest"
-    detector: str = "hog"
-    upsample: int = 0
+    # The preprocessing front-end's defaults (data_pipeline.preprocess.PreprocessOptions).
+    detector: str = preprocess.PreprocessOptions.detector
+    upsample: int = preprocess.PreprocessOptions.upsample
+    detect_every: int = preprocess.PreprocessOptions.detect_every
     fps: float = 30.0
     landmarks: bool = False
     max_frames: Optional[int] = None
@@ -130,6 +132,7 @@ class Predictor:
         self.columns = outputs.prediction_columns(self.info.outputs, self.info.expressions, self.info.au_names)
         self.preprocess_options = preprocess.PreprocessOptions(detector=self.options.detector,
                                                                upsample=self.options.upsample,
+                                                               detect_every=self.options.detect_every,
                                                                crop_size=self.info.crop_size,
                                                                fps=self.options.fps)
         self.audio_config = None
