@@ -46,7 +46,7 @@ class CnnRnn(ArgumentModel):
 
     Args:
       backbone: one of `backbones.BACKBONES` ("resnet50_slim" needs
-        `affnet.models.slim_resnet`).
+        `affnet.models.backbones.slim_resnet`).
       input_size, width, input_preprocessing: of the backbone.
       fc_units: units of fc1 (4096 VGG-Face, 1500 ResNet-50 [AW] Table 8);
         0 = no fc1.

@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affnet.models import slim_resnet
+from affnet.models.backbones import slim_resnet
 
 VGG_CONV_LAYERS = tuple(f"conv{block}_{i}" for block, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
                         for i in range(1, convs + 1))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import losses
+from affnet.objectives import losses
 from affnet.models import build, describe, fusion, multi_rnn
 from paper_counts import vgg_conv_params
 

@@ -7,7 +7,7 @@ name, input `images` (S, S, 3) float32 RGB in [-1, 1], first layer
   resnet50        `resnet.resnet50`    keras-vggface, "/" -> "_"          3x3x2048 (or 2048)
   densenet121     `densenet.densenet121` keras.applications             3x3x1024 (or 1024)
   cnn_m           `cnn_m.cnn_m`        conv1..conv5, bn*, pool1/2/5       pool5 3x3x512
-  resnet50_slim   `affnet.models.slim_resnet.slim_resnet_v1_50` (TF-slim resnet_v1_50 layout,
+  resnet50_slim   `affnet.models.backbones.slim_resnet.slim_resnet_v1_50` (TF-slim resnet_v1_50 layout,
                   the released affwildnet-resnet-gru; imported lazily, input_preprocessing "none" only)
 
 Weight loaders and the multi-RNN taps (`backbone.get_layer("pool2").output`)
@@ -43,7 +43,7 @@ def build_backbone(name, input_size=96, width=1.0, input_preprocessing="none"):
         if input_preprocessing != "none":
             raise ValueError("backbone 'resnet50_slim' (the released TF1 checkpoint layout, trained on [-1, 1] "
                              f"input) supports only input_preprocessing='none', got {input_preprocessing!r}")
-        from affnet.models.slim_resnet import slim_resnet_v1_50  # Lazy: optional, another module.
+        from affnet.models.backbones.slim_resnet import slim_resnet_v1_50  # Lazy: optional, another module.
         return slim_resnet_v1_50(input_size, name="resnet50_slim", width=width)
     return _BUILDERS[name](input_size=input_size, width=width, input_preprocessing=input_preprocessing,
                            name=name)
