@@ -11,7 +11,7 @@ import pytest
 from affnet.evaluation import decision_fusion, metrics
 from affnet.evaluation.scoring import VideoPredictions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_formula_one_by_hand():
