@@ -28,6 +28,7 @@ from affnet.layers.peephole_lstm import PeepholeLSTMCell
 from affnet.layers.tf1_gru import TF1GRUCell
 
 RNN_CELLS = {"gru": TF1GRUCell, "lstm": PeepholeLSTMCell, "indrnn": IndRNNCell}
+RNNS = tuple(RNN_CELLS)  # The `rnn` names every model family accepts.
 ATTENTION_PLACEMENTS = ("stack", "top")
 
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from affnet.models import describe
 from affnet.training.config import TrainConfig
+from data_pipeline.input import list_files, make_dataset, make_multitask_dataset
 
 # How to obtain and prepare each dataset a flagfile names.
 _PREPARE = {
@@ -45,8 +46,6 @@ def _dataset_key(path):
 
 def split_files(data: str, split: str):
     """The TFRecord files of `split` as the reader finds them; [] when none."""
-    from data_pipeline.input import list_files
-
     try:
         return list_files(data, split)
     except ValueError:
@@ -117,8 +116,6 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
     the batch axis; each replica reads its share of every task batch, and a
     task's rows keep only that task's labels (the paper's sets carry one each).
     """
-    from data_pipeline.input import make_dataset, make_multitask_dataset
-
     reader = dict(reader or {})
     common = dict(seq_len=config.seq_len, training=True, image_size=image_size(config),
                   oversample=config.oversample, **reader)
@@ -150,7 +147,5 @@ def train_data_dirs(config: TrainConfig):
 
 def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None) -> tf.data.Dataset:
     """Every frame of `split` once, in `seq_len` windows (not distributed)."""
-    from data_pipeline.input import make_dataset
-
     return make_dataset(config.data, split, config.seq_len, config.eval_batch, training=False,
                         image_size=image_size(config), **(reader or {}))

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from affnet.training import checkpointing, data, modeling
+from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
 from data_pipeline.schema import LANDMARK_DIM
 
@@ -79,8 +80,6 @@ class ServingModule(tf.Module):
 
 def load_run_model(workdir: str, checkpoint: str = "best"):
     """(config, float32 model with the run's weights, checkpoint path)."""
-    from affnet.training import config as config_lib
-
     config: TrainConfig = config_lib.load(workdir)
     model = modeling.build_model(config, mixed_precision="none", initialise=False)
     path = checkpointing.restore_model(model, workdir, checkpoint)

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from affnet.evaluation import scoring
-from affnet.training import checkpointing, data, distribution, modeling, objective, schedules
+from affnet.training import checkpointing, data, distribution, init, modeling, objective, schedules
 from affnet.training import summaries
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
@@ -127,11 +127,13 @@ class Trainer:
         config = self.config
         if config.init_weights:
             self.log(f"initialised the model from "
-                     f"{modeling.load_weights(self.model, config.init_weights, config)}")
-        for line in modeling.init_streams(self.model, config.init_streams):
+                     f"{init.load_weights(self.model, config.init_weights, config)}")
+        for line in init.init_subnetworks(self.model):
+            self.log(f"initialised the {line}")
+        for line in init.init_streams(self.model, config.init_streams):
             self.log(f"initialised the {line}")
         if config.init_rnn_from:
-            copied = modeling.init_rnn(self.model, config.init_rnn_from)
+            copied = init.init_rnn(self.model, config.init_rnn_from)
             self.log(f"strategy (iii): initialised {copied} from {config.init_rnn_from}")
 
     def _make_train_step(self):

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import affwildnet, build, describe
+from helpers import sequence_inputs as inputs
 from paper_counts import RELEASED_RESNET_GRU, SEQUENCE_EXPECTED, dense
 
 EXPECTED = {**SEQUENCE_EXPECTED, "affwildnet_resnet_gru_released": RELEASED_RESNET_GRU}
@@ -26,13 +27,6 @@ def tiny(name="affwildnet_vggface", **overrides):
         overrides.setdefault("fc_units", 16)
     return build(name, **{**TINY, **overrides})
 
-
-def inputs(batch=2, steps=3, size=32, landmarks=True, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {"images": rng.uniform(-1, 1, (batch, steps, size, size, 3)).astype("float32")}
-    if landmarks:
-        x["landmarks"] = rng.uniform(0, size, (batch, steps, LANDMARKS)).astype("float32")
-    return x
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from affnet.models import build
 from affnet.models.categorical import CategoricalModel, aggregate_per_video, to_categorical
+from helpers import model_inputs as inputs
 
 LANDMARKS = 136
 
@@ -20,16 +21,6 @@ def tiny_cnn_rnn(**overrides):
 def tiny_frame_cnn(**overrides):
     return build("vggface_cnn", **{"input_size": 32, "width": 0.125, "fc_units": (16, 8), **overrides})
 
-
-def inputs(model, batch=2, steps=3, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {}
-    for key, spec in model.input.items():
-        shape = tuple(spec.shape[1:])
-        if shape[0] is None:
-            shape = (steps,) + shape[1:]
-        x[key] = rng.uniform(-1, 1, (batch,) + shape).astype("float32")
-    return x
 
 
 def test_cnn_rnn_becomes_a_sequence_classifier_with_dynamic_time():

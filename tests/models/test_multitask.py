@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from affnet.models import build, describe, multitask
 from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17
+from helpers import model_inputs as inputs
 from paper_counts import VGG_POOL5, dense, gru_stack, vgg_conv_params
 
 LANDMARKS = 136
@@ -68,17 +69,6 @@ def tiny(name, **overrides):
         base = dict(input_size=32, width=0.125, fc_units=(16, 16))
     return build(name, **{**base, **overrides})
 
-
-def inputs(model, batch=2, steps=3, seed=0):
-    """Random inputs for every input of `model`; sequence inputs get `steps` frames."""
-    rng = np.random.default_rng(seed)
-    x = {}
-    for key, spec in model.input.items():
-        shape = tuple(spec.shape[1:])
-        if shape[0] is None:
-            shape = (steps,) + shape[1:]
-        x[key] = rng.uniform(-1, 1, (batch,) + shape).astype("float32")
-    return x
 
 
 def labels(outputs, seed=1):

@@ -19,6 +19,7 @@ from affnet.models.backbones.densenet import densenet121
 from affnet.models.backbones.preprocessing import MODES as PREPROCESSING_MODES
 from affnet.models.backbones.preprocessing import InputPreprocessing
 from affnet.models.backbones.resnet import resnet50
+from affnet.models.backbones.slim_resnet import slim_resnet_v1_50
 from affnet.models.backbones.vgg import vgg16, vggface
 
 _BUILDERS = {"vggface": vggface, "vgg16": vgg16, "resnet50": resnet50, "densenet121": densenet121,
@@ -43,7 +44,6 @@ def build_backbone(name, input_size=96, width=1.0, input_preprocessing="none"):
         if input_preprocessing != "none":
             raise ValueError("backbone 'resnet50_slim' (the released TF1 checkpoint layout, trained on [-1, 1] "
                              f"input) supports only input_preprocessing='none', got {input_preprocessing!r}")
-        from affnet.models.backbones.slim_resnet import slim_resnet_v1_50  # Lazy: optional, another module.
         return slim_resnet_v1_50(input_size, name="resnet50_slim", width=width)
     return _BUILDERS[name](input_size=input_size, width=width, input_preprocessing=input_preprocessing,
                            name=name)
