@@ -28,7 +28,6 @@ from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
 RNN_INPUTS = ("fc1", "pool")
 RNN_NAME = "rnn"
@@ -76,16 +75,9 @@ class CnnRnn(ArgumentModel):
                              f"got {attention_placement!r}")
         if rnn_input not in RNN_INPUTS:
             raise ValueError(f"rnn_input must be one of {RNN_INPUTS}, got {rnn_input!r}")
-        # Imported here so the registry imports without the RNN module; the
-        # stack carries the TF1-exact cells and attention wrapper.
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((None, input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((None, LANDMARK_DIM), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=True)
         x = cnn(FoldTime(name="fold_images")(images))
         x = heads.backbone_features(x, backbone, pool=rnn_input == "pool")
         x = UnfoldTime(name="unfold_features")([x, images])

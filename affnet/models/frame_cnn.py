@@ -13,7 +13,6 @@ from affnet import checks
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -47,12 +46,7 @@ class FrameCNN(ArgumentModel):
         heads.check_fc_init(fc_init)
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((LANDMARK_DIM,), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=False)
         x = heads.backbone_features(cnn(images), backbone, pool=False)
         x = heads.concat_landmarks(x, landmark_input)
         x = heads.fc_stack(x, fc_units, dropout, fc_init)

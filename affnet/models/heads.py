@@ -16,6 +16,7 @@ import keras
 
 from affnet import checks
 from affnet.models import backbones
+from data_pipeline.schema import LANDMARK_DIM
 
 FC_INITS = ("glorot_uniform", "truncated_normal")
 
@@ -34,6 +35,19 @@ def _initializers(fc_init):
     if fc_init == "truncated_normal":
         return keras.initializers.TruncatedNormal(stddev=0.1), keras.initializers.Constant(1.0)
     return "glorot_uniform", "zeros"
+
+
+def face_inputs(input_size, landmarks, sequence):
+    """(inputs dict, images, landmarks or None): the named inputs of a face model,
+    `images` (B, [T,] size, size, 3) and, with `landmarks`, `landmarks` (B, [T,] 136)."""
+    time = (None,) if sequence else ()
+    images = keras.Input(time + (input_size, input_size, 3), name="images")
+    inputs = {"images": images}
+    landmark_input = None
+    if landmarks:
+        landmark_input = keras.Input(time + (LANDMARK_DIM,), name="landmarks")
+        inputs["landmarks"] = landmark_input
+    return inputs, images, landmark_input
 
 
 def backbone_features(x, backbone_name, pool):

@@ -70,7 +70,6 @@ from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
 # [AW] Table 7 conv order: the paper's "nth conv" is VGG_CONVS[n - 1].
 VGG_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -224,16 +223,10 @@ class CnnMultiRnn(ArgumentModel):
         if landmarks and FC_TAP not in taps:
             raise ValueError(f"landmarks=True needs the {FC_TAP!r} tap (landmarks enter fc1, [MC] 5.3.1); "
                              f"taps are {taps}")
-        # Lazy, as in affwildnet: the registry imports without the RNN module.
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
         feature_cnn, output_names, resolved = _feature_backbone(cnn, taps)
-        images = keras.Input((None, input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((None, LANDMARK_DIM), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=True)
         maps = feature_cnn(FoldTime(name="fold_images")(images))
         maps = dict(zip(output_names, maps if isinstance(maps, (list, tuple)) else [maps]))
 

@@ -147,6 +147,15 @@ class SpectrogramImage(keras.layers.Layer):
         return {**super().get_config(), "rows": self.rows, "cols": self.cols, "size": self.size}
 
 
+def _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks, freeze_backbone):
+    """(drop rate, AU names) after the checks MT-VGG-GRU and A/V-MT-VGG-GRU share."""
+    backbones.check_backbone(backbone)
+    checks.check_int(fc_units, "fc_units")
+    checks.check_bool(landmarks, "landmarks")
+    checks.check_bool(freeze_backbone, "freeze_backbone")
+    return checks.check_rate(dropout), resolve_au_names(au_set, au_names)
+
+
 def _sequence_input(modality, input_size, spectrogram_shape):
     if modality == "visual":
         return "images", keras.Input((None, input_size, input_size, 3), name="images")
@@ -204,12 +213,7 @@ class MtVgg(_MultiTaskModel):
         checks.check_bool(freeze_backbone, "freeze_backbone")
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((LANDMARK_DIM,), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=False)
         x = heads.backbone_features(cnn(images), backbone, pool=False)
         x = heads.concat_landmarks(x, landmark_input)
         x = heads.fc_stack(x, fc_units, dropout)
@@ -241,12 +245,8 @@ class MtVggGru(_MultiTaskModel):
                  dropout=0.5, au_set="8", au_names=None, landmarks=False, modality="visual", rnn="gru",
                  rnn_layers=2, rnn_units=128, spectrogram_shape=DEFAULT_SPECTROGRAM_SHAPE, freeze_backbone=False,
                  **kwargs):
-        backbones.check_backbone(backbone)
-        checks.check_int(fc_units, "fc_units")
-        dropout = checks.check_rate(dropout)
-        resolved_aus = resolve_au_names(au_set, au_names)
-        checks.check_bool(landmarks, "landmarks")
-        checks.check_bool(freeze_backbone, "freeze_backbone")
+        dropout, resolved_aus = _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks,
+                                                          freeze_backbone)
         _check_modality(modality)
         if landmarks and modality == "audio":
             raise ValueError("landmarks=True needs modality='visual' (landmarks describe the face), "
@@ -295,12 +295,8 @@ class AvMtVggGru(_MultiTaskModel):
                  dropout=0.5, au_set="8", au_names=None, landmarks=False, rnn="gru", rnn_layers=2, rnn_units=128,
                  fusion_rnn_layers=None, fusion_rnn_units=None, spectrogram_shape=DEFAULT_SPECTROGRAM_SHAPE,
                  freeze_backbone=False, **kwargs):
-        backbones.check_backbone(backbone)
-        checks.check_int(fc_units, "fc_units")
-        dropout = checks.check_rate(dropout)
-        resolved_aus = resolve_au_names(au_set, au_names)
-        checks.check_bool(landmarks, "landmarks")
-        checks.check_bool(freeze_backbone, "freeze_backbone")
+        dropout, resolved_aus = _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks,
+                                                          freeze_backbone)
         checks.check_choice(rnn, "rnn", RNNS)
         checks.check_int(rnn_layers, "rnn_layers")
         checks.check_int(rnn_units, "rnn_units")

@@ -85,7 +85,7 @@ __all__ = [
     "facebehaviornet_loss",
 ]
 
-# Names as in `affnet.training.config.COUPLINGS`.
+# The couplings' names, also the `--couplings` flag values (`affnet.training.config` imports them).
 COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 OBSERVATIONAL = ("target", "weight", "none")
 REQUIREMENTS = ("count", "weight")

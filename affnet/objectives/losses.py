@@ -266,8 +266,17 @@ def _expand_to(weights, rank):
     return weights
 
 
+class _FrameBatchLoss(_MaskedBatchLoss):
+    """A statistic over all labelled frames: Keras' frame mask joins the label weights."""
+
+    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
+        if frame_mask is not None:
+            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
+        return self._frame_statistic(y_true, y_pred, label_weights)
+
+
 @keras.saving.register_keras_serializable(package="affnet")
-class CCCLoss(_MaskedBatchLoss):
+class CCCLoss(_FrameBatchLoss):
     """Keras loss ``1 - mean_d CCC_d`` over all B*T frames ([AW2] eq. 2).
 
     NaN in ``y_true`` marks unlabelled values (the schema's convention); they, frames
@@ -278,10 +287,7 @@ class CCCLoss(_MaskedBatchLoss):
     def __init__(self, name="ccc_loss", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
-    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
-        if frame_mask is not None:
-            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
-        return ccc_loss(y_true, y_pred, label_weights)
+    _frame_statistic = staticmethod(ccc_loss)
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -318,13 +324,10 @@ class SequenceCCCLoss(_MaskedBatchLoss):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class MSELoss(_MaskedBatchLoss):
+class MSELoss(_FrameBatchLoss):
     """Keras MSE over labelled frames (NaN labels ignored), [AW] CNN-M baseline."""
 
     def __init__(self, name="mse_loss", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
-    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
-        if frame_mask is not None:
-            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
-        return mse_loss(y_true, y_pred, label_weights)
+    _frame_statistic = staticmethod(mse_loss)

@@ -14,13 +14,14 @@ import json
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from affnet.models.multitask import TASKS
+from affnet.objectives.couplings import COUPLINGS
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("ii", "i", "iii")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 LOSSES = ("ccc", "sequence_ccc_mean", "sequence_ccc_median", "mse", "multitask")
-TASKS = ("va", "expression", "au")
-COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 RELATEDNESS = ("cognitive", "empirical")
 FLAGS_FILE = "flags.json"
 _PAIR_FIELDS = ("model_overrides", "task_weights", "task_data", "task_batch_sizes", "coupling_options",

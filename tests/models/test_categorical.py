@@ -9,6 +9,7 @@ import tensorflow as tf
 from affnet.models import build
 from affnet.models.categorical import CategoricalModel, aggregate_per_video, to_categorical
 from helpers import model_inputs as inputs
+from helpers import saved_model_signature
 
 LANDMARKS = 136
 
@@ -102,14 +103,8 @@ def test_keras_round_trip(tmp_path, make):
 def test_saved_model_round_trip_with_dynamic_time(tmp_path):
     model = to_categorical(tiny_cnn_rnn(landmarks=False))
     spec = {"images": tf.TensorSpec((None, None, 32, 32, 3), tf.float32, name="images")}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return model(features, training=False)
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
+    reloaded = saved_model_signature(lambda features: model(features, training=False), model, spec,
+                                     tmp_path / "saved")
     for steps in (2, 6):
         x = inputs(model, batch=3, steps=steps, seed=steps)
         out = reloaded(images=tf.constant(x["images"]))["expression"]

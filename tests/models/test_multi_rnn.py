@@ -12,6 +12,8 @@ import tensorflow as tf
 from affnet.models import build, describe, fusion, multi_rnn
 from affnet.objectives import losses
 from affnet.weights import transfer
+from helpers import assert_keras_round_trip
+from helpers import assert_serves_any_length
 from helpers import sequence_inputs as inputs
 from paper_counts import vgg_conv_params
 
@@ -178,32 +180,13 @@ def test_median_sequence_loss_has_finite_nonzero_gradients():
 
 def test_keras_round_trip_two_lengths(tmp_path):
     model = tiny("cnn_3rnn", tap_reduction={"pool2": "conv1x1"}, tap_channels=3)
-    path = tmp_path / "multi.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded, multi_rnn.CnnMultiRnn)
-    for steps in (3, 6):
-        x = inputs(steps=steps, seed=steps)
-        np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
+    assert_keras_round_trip(model, tmp_path / "multi.keras", multi_rnn.CnnMultiRnn, (3, 6))
 
 
 @pytest.mark.slow
 def test_saved_model_dynamic_time(tmp_path):
     model = tiny("cnn_1rnn")
-    spec = {"images": tf.TensorSpec((None, None, 32, 32, 3), tf.float32, name="images"),
-            "landmarks": tf.TensorSpec((None, None, LANDMARKS), tf.float32, name="landmarks")}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return {"va": model(features, training=False)}
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
-    for steps in (2, 7):
-        x = inputs(batch=3, steps=steps, seed=steps)
-        out = reloaded(**{k: tf.constant(v) for k, v in x.items()})["va"]
-        np.testing.assert_allclose(out, model(x), atol=1e-5)
+    assert_serves_any_length(model, tmp_path / "saved")
 
 
 @pytest.mark.slow
