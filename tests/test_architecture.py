@@ -131,4 +131,4 @@ def test_the_walk_sees_the_known_edges():
     targets = {module: {target for target, _, _ in imports} for module, imports in graph.items()}
     assert "affnet.objectives.ccc" in targets["affnet.objectives.losses"]
     assert "affnet.models.fusion" in targets["affnet.models.registry"]
-    assert "data_pipeline.schema" in targets["affnet.models.affwildnet"]
+    assert "data_pipeline.schema" in targets["affnet.models.heads"]
