@@ -6,7 +6,7 @@ directory, then measures in one run:
     (the [AW2] batch), decoding and normalising, with the tf.data private
     thread pool limited to 1 thread, so the number is per core;
   * the frames/s one full-size `affwildnet_vggface` training step consumes
-    (Adam + `affnet.losses.ccc_loss`, the same 4 x 80 batch, after a warm-up).
+    (Adam + `affnet.objectives.losses.ccc_loss`, the same 4 x 80 batch, after a warm-up).
 The ratio reader/step should be >= 10 so input never limits training.
 Prints one JSON object.
 
@@ -48,7 +48,7 @@ def model_rate(steps, batch, seq_len):
     import tensorflow as tf
 
     import affnet.models
-    from affnet import losses
+    from affnet.objectives import losses
 
     model = affnet.models.build("affwildnet_vggface")
     optimizer = keras.optimizers.Adam(1e-4)

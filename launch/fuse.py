@@ -7,7 +7,7 @@ Each network's weight on dimension i is its validation CCC t_i^n, taken from
 top-level `ccc_valence`/`ccc_arousal`; a JSON of another split than the one
 its post-processing was chosen on is refused), or `--validation_ccc=V:A,V:A`.
 Weights come from validation, never from the fused split. Prediction files are
-described in `affnet.fusion`; `launch/evaluate.py` writes them beside its
+described in `affnet.evaluation.decision_fusion`; `launch/evaluate.py` writes them beside its
 result JSON. At `--level=utterance` (OMG) each network's utterance estimates
 (mean of its `--seq_len`-frame sequences' medians; a one-row-per-utterance
 file passes through unchanged) are fused, as [MC] fuses "final estimates"; at
@@ -49,6 +49,8 @@ import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
+from affnet.evaluation import decision_fusion  # noqa: E402
+
 _PREDICTIONS = flags.DEFINE_list("predictions", None, "Prediction files (.csv/.npz) to fuse, one per network.")
 _VALIDATION_PREDICTIONS = flags.DEFINE_list(
     "validation_predictions", None, "Each network's validation prediction file (with labels): weights = their CCC.")
@@ -67,75 +69,40 @@ def _fail(message):
     raise app.UsageError(message)
 
 
-def _at_level(videos, level, seq_len):
-    from affnet.training import evaluation
-
-    return evaluation.utterances(videos, seq_len) if level == "utterance" else videos
-
-
-def _scores(videos):
-    import numpy as np
-
-    from affnet.training import evaluation
-
-    labels = np.concatenate([v.labels for v in videos.values()])
-    if not np.isfinite(labels).any(axis=0).all():
-        return None
-    return evaluation.scores(videos, per_video=False)
-
-
 def _weights(count, level, seq_len):
     sources = [s for s in (_VALIDATION_PREDICTIONS.value, _VALIDATION_EVAL.value, _VALIDATION_CCC.value) if s]
     if len(sources) != 1:
         _fail("give exactly one of --validation_predictions, --validation_eval, --validation_ccc")
     if len(sources[0]) != count:
         _fail(f"{count} prediction files but {len(sources[0])} validation entries")
-    weights = []
     if _VALIDATION_PREDICTIONS.value:
-        from affnet import fusion
-
-        for path in _VALIDATION_PREDICTIONS.value:
-            result = _scores(_at_level(fusion.read_predictions(path), level, seq_len))
-            if result is None:
-                _fail(f"{path}: validation predictions need labels in both dimensions")
-            weights.append([result["ccc_valence"], result["ccc_arousal"]])
-    elif _VALIDATION_EVAL.value:
-        for path in _VALIDATION_EVAL.value:
-            try:
-                with open(path) as handle:
-                    report = json.load(handle)
-                chosen_on = (report.get("postprocess") or report.get("median_windows") or {}).get("chosen_on")
-                scored = report["utterance_level"] if level == "utterance" and "utterance_level" in report else report
-                weights.append([float(scored["ccc_valence"]), float(scored["ccc_arousal"])])
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-                _fail(f"{path}: cannot read ccc_valence/ccc_arousal ({error!r})")
-            if chosen_on and report.get("split") != chosen_on:
-                _fail(f"{path} scores split {report.get('split')!r}, not the validation split {chosen_on!r}: "
-                      f"weights come from validation (launch/evaluate.py --split={chosen_on})")
-    else:
-        for entry in _VALIDATION_CCC.value:
-            try:
-                valence, arousal = (float(part) for part in entry.split(":"))
-            except ValueError:
-                _fail(f"--validation_ccc entries are VALENCE:AROUSAL, got {entry!r}")
-            weights.append([valence, arousal])
-    return weights
+        return decision_fusion.weights_from_predictions(_VALIDATION_PREDICTIONS.value, level, seq_len)
+    if _VALIDATION_EVAL.value:
+        return decision_fusion.weights_from_eval_reports(_VALIDATION_EVAL.value, level)
+    return decision_fusion.weights_from_text(_VALIDATION_CCC.value)
 
 
 def main(argv):
     del argv
-    from affnet import fusion
+    try:
+        _fuse()
+    except ValueError as error:
+        _fail(str(error))
 
+
+def _fuse():
     level, seq_len = _LEVEL.value, _SEQ_LEN.value
-    networks = [_at_level(fusion.read_predictions(path), level, seq_len) for path in _PREDICTIONS.value]
+    networks = [decision_fusion.at_level(decision_fusion.read_predictions(path), level, seq_len)
+                for path in _PREDICTIONS.value]
     if len(networks) < 2:
         _fail(f"decision-level fusion needs at least two prediction files, got {_PREDICTIONS.value}")
     weights = _weights(len(networks), level, seq_len)
-    fused = fusion.fuse_videos(networks, weights, clip_negative=_CLIP_NEGATIVE.value)
+    fused = decision_fusion.fuse_videos(networks, weights, clip_negative=_CLIP_NEGATIVE.value)
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-    output = fusion.write_predictions(_OUTPUT.value, fused)
+    output = decision_fusion.write_predictions(_OUTPUT.value, fused)
     report = {"level": level, "seq_len": seq_len, "predictions": _PREDICTIONS.value, "weights": weights,
-              "fused": _scores(fused) or {}, "networks": [_scores(n) or {} for n in networks]}
+              "fused": decision_fusion.labelled_scores(fused) or {},
+              "networks": [decision_fusion.labelled_scores(n) or {} for n in networks]}
     report_path = os.path.splitext(output)[0] + ".json"
     with open(report_path, "w") as handle:
         json.dump(report, handle, indent=2)

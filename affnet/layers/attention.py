@@ -36,9 +36,11 @@ import keras
 from keras import ops
 from keras import tree
 
+from affnet.layers.cell_base import WrapsCell
+
 
 @keras.saving.register_keras_serializable(package="affnet")
-class TF1AttentionCellWrapper(keras.layers.Layer):
+class TF1AttentionCellWrapper(WrapsCell, keras.layers.Layer):
     """Window attention around an RNN cell; see the module docstring.
 
     Args:
@@ -196,9 +198,3 @@ class TF1AttentionCellWrapper(keras.layers.Layer):
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        return cls(**config)

@@ -16,6 +16,8 @@ code base is TF1; its default `u` initializer, uniform(-1, 1), is kept.
 import keras
 from keras import ops
 
+from affnet.layers.cell_base import TF1LeafCell
+
 
 @keras.saving.register_keras_serializable(package="affnet")
 class AbsClip(keras.constraints.Constraint):
@@ -34,7 +36,7 @@ class AbsClip(keras.constraints.Constraint):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class IndRNNCell(keras.layers.Layer):
+class IndRNNCell(TF1LeafCell):
     """IndRNN cell; see the module docstring.
 
     Args:
@@ -47,6 +49,12 @@ class IndRNNCell(keras.layers.Layer):
     """
 
     tf1_scope = "ind_rnn_cell"
+
+    TF1_VARIABLES = (("kernel_w", "kernel_w"), ("kernel_u", "kernel_u"), ("bias", "bias"))
+
+    def _extra_config(self):
+        return {"recurrent_clip": self.recurrent_clip,
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer)}
 
     def __init__(
         self,
@@ -74,9 +82,7 @@ class IndRNNCell(keras.layers.Layer):
         self.output_size = units
 
     def build(self, input_shape):
-        input_depth = input_shape[-1]
-        if input_depth is None:
-            raise ValueError(f"IndRNNCell needs a static input depth, got input shape {input_shape}")
+        input_depth = self._input_depth(input_shape)
         self.kernel_w = self.add_weight(
             name="kernel_w", shape=(input_depth, self.units), initializer=self.kernel_initializer
         )
@@ -92,24 +98,3 @@ class IndRNNCell(keras.layers.Layer):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         h = self.activation(ops.matmul(inputs, self.kernel_w) + self.kernel_u * h_prev + self.bias)
         return h, [h]
-
-    def tf1_variables(self, resolve=None):
-        """`[(TF1 name relative to the enclosing scope, variable)]` in TF1 creation order."""
-        del resolve  # a leaf cell has no nested cells
-        prefix = self.tf1_scope
-        return [
-            (f"{prefix}/kernel_w", self.kernel_w),
-            (f"{prefix}/kernel_u", self.kernel_u),
-            (f"{prefix}/bias", self.bias),
-        ]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            units=self.units,
-            activation=keras.activations.serialize(self.activation),
-            recurrent_clip=self.recurrent_clip,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            recurrent_initializer=keras.initializers.serialize(self.recurrent_initializer),
-        )
-        return config

@@ -19,9 +19,11 @@ The state is the pair (c, h), like TF1's `LSTMStateTuple(c, h)`; the output is h
 import keras
 from keras import ops
 
+from affnet.layers.cell_base import TF1LeafCell
+
 
 @keras.saving.register_keras_serializable(package="affnet")
-class PeepholeLSTMCell(keras.layers.Layer):
+class PeepholeLSTMCell(TF1LeafCell):
     """TF1 `LSTMCell(units, use_peepholes=True)`; see the module docstring.
 
     Args:
@@ -34,6 +36,12 @@ class PeepholeLSTMCell(keras.layers.Layer):
     """
 
     tf1_scope = "lstm_cell"
+
+    TF1_VARIABLES = (("kernel", "kernel"), ("bias", "bias"), ("w_f_diag", "w_f_diag"), ("w_i_diag", "w_i_diag"),
+                     ("w_o_diag", "w_o_diag"))
+
+    def _extra_config(self):
+        return {"forget_bias": self.forget_bias}
 
     def __init__(
         self, units, forget_bias=1.0, activation="tanh", kernel_initializer="glorot_uniform", **kwargs
@@ -49,11 +57,7 @@ class PeepholeLSTMCell(keras.layers.Layer):
         self.output_size = units
 
     def build(self, input_shape):
-        input_depth = input_shape[-1]
-        if input_depth is None:
-            raise ValueError(
-                f"PeepholeLSTMCell needs a static input depth, got input shape {input_shape}"
-            )
+        input_depth = self._input_depth(input_shape)
         self.kernel = self.add_weight(
             name="kernel",
             shape=(input_depth + self.units, 4 * self.units),
@@ -87,25 +91,3 @@ class PeepholeLSTMCell(keras.layers.Layer):
         )
         h = ops.sigmoid(o + self.w_o_diag * c) * self.activation(c)
         return h, [c, h]
-
-    def tf1_variables(self, resolve=None):
-        """`[(TF1 name relative to the enclosing scope, variable)]` in TF1 creation order."""
-        del resolve  # a leaf cell has no nested cells
-        prefix = self.tf1_scope
-        return [
-            (f"{prefix}/kernel", self.kernel),
-            (f"{prefix}/bias", self.bias),
-            (f"{prefix}/w_f_diag", self.w_f_diag),
-            (f"{prefix}/w_i_diag", self.w_i_diag),
-            (f"{prefix}/w_o_diag", self.w_o_diag),
-        ]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            units=self.units,
-            forget_bias=self.forget_bias,
-            activation=keras.activations.serialize(self.activation),
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config

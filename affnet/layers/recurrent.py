@@ -23,16 +23,18 @@ import keras
 from keras import ops
 
 from affnet.layers.attention import TF1AttentionCellWrapper
+from affnet.layers.cell_base import WrapsCell
 from affnet.layers.indrnn import IndRNNCell
 from affnet.layers.peephole_lstm import PeepholeLSTMCell
 from affnet.layers.tf1_gru import TF1GRUCell
 
 RNN_CELLS = {"gru": TF1GRUCell, "lstm": PeepholeLSTMCell, "indrnn": IndRNNCell}
+RNNS = tuple(RNN_CELLS)  # The `rnn` names every model family accepts.
 ATTENTION_PLACEMENTS = ("stack", "top")
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class OutputDropoutCell(keras.layers.Layer):
+class OutputDropoutCell(WrapsCell, keras.layers.Layer):
     """TF1 `DropoutWrapper(cell, output_keep_prob=1 - rate)` as a Keras RNN cell.
 
     Drops the cell's output (what the next stacked layer sees) with a fresh
@@ -79,12 +81,6 @@ class OutputDropoutCell(keras.layers.Layer):
             cell=keras.saving.serialize_keras_object(self.cell), rate=self.rate, seed=self.seed
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        return cls(**config)
 
 
 def _tf1_variables(cell):

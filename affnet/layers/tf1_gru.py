@@ -20,6 +20,8 @@ and gate order, so the checkpoint tensors load unchanged:
 import keras
 from keras import ops
 
+from affnet.layers.cell_base import TF1LeafCell
+
 
 def _single_state(states):
     """Keras passes a cell's single state either bare or in a one-item list."""
@@ -29,7 +31,7 @@ def _single_state(states):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class TF1GRUCell(keras.layers.Layer):
+class TF1GRUCell(TF1LeafCell):
     """TF1 `GRUCell(units)` with TF1 variable layout; see the module docstring.
 
     Args:
@@ -40,6 +42,9 @@ class TF1GRUCell(keras.layers.Layer):
     """
 
     tf1_scope = "gru_cell"
+
+    TF1_VARIABLES = (("gates/kernel", "gates_kernel"), ("gates/bias", "gates_bias"),
+                     ("candidate/kernel", "candidate_kernel"), ("candidate/bias", "candidate_bias"))
 
     def __init__(self, units, activation="tanh", kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
@@ -52,9 +57,7 @@ class TF1GRUCell(keras.layers.Layer):
         self.output_size = units
 
     def build(self, input_shape):
-        input_depth = input_shape[-1]
-        if input_depth is None:
-            raise ValueError(f"TF1GRUCell needs a static input depth, got input shape {input_shape}")
+        input_depth = self._input_depth(input_shape)
         rows = input_depth + self.units
         self.gates_kernel = self.add_weight(
             name="gates_kernel", shape=(rows, 2 * self.units), initializer=self.kernel_initializer
@@ -81,23 +84,3 @@ class TF1GRUCell(keras.layers.Layer):
         )
         new_h = u * h + (1.0 - u) * candidate
         return new_h, [new_h]
-
-    def tf1_variables(self, resolve=None):
-        """`[(TF1 name relative to the enclosing scope, variable)]` in TF1 creation order."""
-        del resolve  # a leaf cell has no nested cells
-        prefix = self.tf1_scope
-        return [
-            (f"{prefix}/gates/kernel", self.gates_kernel),
-            (f"{prefix}/gates/bias", self.gates_bias),
-            (f"{prefix}/candidate/kernel", self.candidate_kernel),
-            (f"{prefix}/candidate/bias", self.candidate_bias),
-        ]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            units=self.units,
-            activation=keras.activations.serialize(self.activation),
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config

@@ -9,7 +9,11 @@ import argparse
 import gc
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow loads.
+
+import keras  # noqa: E402
+
+from affnet import models  # noqa: E402
 
 
 def _ccc(spec):
@@ -21,10 +25,6 @@ def main(argv=None):
     parser.add_argument("--counts", action="store_true", help="build each configuration and count its parameters")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
-
-    import keras
-
-    from affnet import models
 
     rows = []
     for name in models.names():

@@ -22,22 +22,15 @@ averaged, VGG-Face's flattened ([AW] 4.2.1).
 
 import keras
 
+from affnet import checks
+from affnet.layers.recurrent import ATTENTION_PLACEMENTS, RNNS, build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
-RNNS = ("gru", "lstm", "indrnn")
 RNN_INPUTS = ("fc1", "pool")
-ATTENTION_PLACEMENTS = ("stack", "top")
 RNN_NAME = "rnn"
-
-
-def _check_positive_int(value, argument, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -46,7 +39,7 @@ class CnnRnn(ArgumentModel):
 
     Args:
       backbone: one of `backbones.BACKBONES` ("resnet50_slim" needs
-        `affnet.models.slim_resnet`).
+        `affnet.models.backbones.slim_resnet`).
       input_size, width, input_preprocessing: of the backbone.
       fc_units: units of fc1 (4096 VGG-Face, 1500 ResNet-50 [AW] Table 8);
         0 = no fc1.
@@ -69,32 +62,22 @@ class CnnRnn(ArgumentModel):
                  attention_length=0, attention_placement="stack", rnn_input="fc1", freeze_backbone=False,
                  **kwargs):
         backbones.check_backbone(backbone)
-        _check_positive_int(fc_units, "fc_units", minimum=0)
-        dropout = heads.check_dropout(dropout)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
-        if rnn not in RNNS:
-            raise ValueError(f"rnn must be one of {RNNS}, got {rnn!r}")
-        _check_positive_int(rnn_layers, "rnn_layers")
-        _check_positive_int(rnn_units, "rnn_units")
-        _check_positive_int(attention_length, "attention_length", minimum=0)
+        checks.check_int(fc_units, "fc_units", minimum=0)
+        dropout = checks.check_rate(dropout)
+        checks.check_bool(landmarks, "landmarks")
+        checks.check_bool(freeze_backbone, "freeze_backbone")
+        checks.check_choice(rnn, "rnn", RNNS)
+        checks.check_int(rnn_layers, "rnn_layers")
+        checks.check_int(rnn_units, "rnn_units")
+        checks.check_int(attention_length, "attention_length", minimum=0)
         if attention_placement not in ATTENTION_PLACEMENTS:
             raise ValueError(f"attention_placement must be one of {ATTENTION_PLACEMENTS}, "
                              f"got {attention_placement!r}")
         if rnn_input not in RNN_INPUTS:
             raise ValueError(f"rnn_input must be one of {RNN_INPUTS}, got {rnn_input!r}")
-        # Imported here so the registry imports without the RNN module; the
-        # stack carries the TF1-exact cells and attention wrapper.
-        from affnet.layers.recurrent import build_rnn_stack
-
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((None, input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((None, LANDMARK_DIM), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=True)
         x = cnn(FoldTime(name="fold_images")(images))
         x = heads.backbone_features(x, backbone, pool=rnn_input == "pool")
         x = UnfoldTime(name="unfold_features")([x, images])

@@ -8,7 +8,7 @@ is `multitask.MtVgg` with `au_set="17"`: {"images": (B, S, S, 3)} ->
 `AU_NAMES` order (`model.au_names`, also in `get_config()`). Only the
 architecture is here; the objective L_MT = L_Emo + l1 L_AU + l2 L_VA and the
 coupling losses (co-annotation, distribution matching, soft co-annotation,
-Table V) live in `affnet.coupling`; the 401 / 247 / 103 VA / AU / EXPR batch
+Table V) live in `affnet.objectives.couplings`; the 401 / 247 / 103 VA / AU / EXPR batch
 mix in `data_pipeline.input.FBN_BATCH_SIZES`.
 """
 

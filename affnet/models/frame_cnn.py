@@ -9,10 +9,10 @@ Backbone (a nested model named after it, see `backbones`) -> `flatten` /
 
 import keras
 
+from affnet import checks
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -39,19 +39,14 @@ class FrameCNN(ArgumentModel):
                  fc_units=(4096, 2048), dropout=0.5, landmarks=True, fc_init="glorot_uniform",
                  freeze_backbone=False, **kwargs):
         backbones.check_backbone(backbone)
-        fc_units = heads.check_fc_units(fc_units)
-        dropout = heads.check_dropout(dropout)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
+        fc_units = checks.check_units(fc_units)
+        dropout = checks.check_rate(dropout)
+        checks.check_bool(landmarks, "landmarks")
+        checks.check_bool(freeze_backbone, "freeze_backbone")
         heads.check_fc_init(fc_init)
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((LANDMARK_DIM,), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=False)
         x = heads.backbone_features(cnn(images), backbone, pool=False)
         x = heads.concat_landmarks(x, landmark_input)
         x = heads.fc_stack(x, fc_units, dropout, fc_init)

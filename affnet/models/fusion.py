@@ -15,25 +15,30 @@ CNN-RNN). Then
 
 The whole network trains end to end ([MC] 5.4.1). [OMG] III-C initialises the
 sub-networks either from Aff-Wild pre-training or from their best standalone
-runs: `init_weights={sub-network name: source}` loads a source into a
-sub-network before fusion, where a source is a training workdir or a
-`.weights.h5` of that exact configuration (loaded by structure), or a `.keras`
-file / `keras.Model` (copied by layer name, recursing into nested models,
-shapes checked).
+runs: `init_weights={sub-network name: source}` names a source per
+sub-network, a training workdir or a `.weights.h5` of that exact configuration
+(loaded by structure), or a `.keras` file / `keras.Model` (copied by layer name,
+recursing into nested models, shapes checked). The constructor only checks the
+names; the training init step (`affnet.training.init.init_subnetworks`) loads them
+into a fresh run, so a model restored from its own checkpoint never needs them.
 
 Arguments other than the ones below (e.g. `width`, `input_size`, `landmarks`,
 `fc_units`, `rnn_units`) are applied to every sub-network.
 """
 
-import os
-
 import keras
 
-from affnet.models import heads
+from affnet import checks
+from affnet.layers.recurrent import build_rnn_stack
+from affnet.models import affwildnet, heads, multi_rnn
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 
 FUSIONS = ("rnn", "fc", "none")
+# The families a fusion nests: sequence VA networks that end in `va_output`. Looked up
+# here, not in the registry, which registers this family too.
+_NESTABLE = {name: spec for family in (affwildnet, multi_rnn) for name, spec in family.CONFIGS.items()
+             if spec.sequence}
 _KERAS_ARGUMENTS = ("name", "trainable", "dtype")
 
 
@@ -60,71 +65,6 @@ def _check_subnetworks(subnetworks):
     return entries
 
 
-def _matched_layers(source, target, where, strict):
-    """([(path, target layer, source values)], [skipped paths]) pairing every
-    weighted layer of `target` with the same-named layer of `source`,
-    recursing into nested models. Strict: a missing or differently shaped
-    layer raises ValueError naming `where`; otherwise it is skipped."""
-    assignments, skipped = [], []
-
-    def mismatch(path, message):
-        if strict:
-            raise ValueError(f"{where}: {message}")
-        skipped.append(path)
-
-    def visit(src, dst, prefix):
-        for layer in dst.layers:
-            if not layer.weights:
-                continue
-            path = f"{prefix}{layer.name}"
-            try:
-                other = src.get_layer(layer.name)
-            except ValueError:
-                if strict:
-                    raise ValueError(f"{where} has no layer {path!r}") from None
-                skipped.append(path)
-                continue
-            if isinstance(layer, keras.Model):
-                if isinstance(other, keras.Model):
-                    visit(other, layer, f"{path}/")
-                else:
-                    mismatch(path, f"layer {path!r} is not a nested model there")
-                continue
-            want = [tuple(w.shape) for w in layer.weights]
-            have = [tuple(w.shape) for w in other.weights]
-            if want != have:
-                mismatch(path, f"layer {path!r} has weights {have}, the target needs {want}")
-                continue
-            assignments.append((path, layer, other.get_weights()))
-
-    visit(source, target, "")
-    return assignments, skipped
-
-
-def copy_weights_by_name(source, target, where="source"):
-    """Copy every weighted layer of `target` from the same-named layer of
-    `source`, recursing into nested models. Returns the copied layer paths.
-
-    Raises ValueError naming `where` and the layer when `source` lacks one or
-    its shapes differ; nothing is assigned unless every layer matches.
-    """
-    assignments, _ = _matched_layers(source, target, where, strict=True)
-    for _, layer, values in assignments:
-        layer.set_weights(values)
-    return [path for path, _, _ in assignments]
-
-
-def copy_matching_weights(source, target):
-    """Copy the weighted layers of `target` that `source` has under the same
-    name and shapes; returns (copied paths, skipped paths). For initialising
-    one architecture from another ([FBN]: MT-VGG from a VA run with a new
-    output layer, MT-VGG-GRU's CNN from MT-VGG; [AW] Sec. 5.2)."""
-    assignments, skipped = _matched_layers(source, target, "source", strict=False)
-    for _, layer, values in assignments:
-        layer.set_weights(values)
-    return [path for path, _, _ in assignments], skipped
-
-
 def _check_init_weights(init_weights, names):
     """{sub-network name: source} from a dict or a "src1;src2" string in sub-network order."""
     if init_weights is None or init_weights == "":
@@ -143,28 +83,9 @@ def _check_init_weights(init_weights, names):
     return dict(init_weights)
 
 
-def _initialise(subnetwork, source, name):
-    if isinstance(source, keras.Model):
-        return copy_weights_by_name(source, subnetwork, f"init_weights[{name!r}] model {source.name!r}")
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise ValueError(f"init_weights[{name!r}]: {path!r} does not exist")
-    if os.path.isdir(path):
-        # A training workdir of this sub-network configuration: its best checkpoint.
-        from affnet.training import checkpointing
-
-        return [checkpointing.restore_model(subnetwork, path, "best")]
-    if path.endswith(".weights.h5"):
-        try:
-            subnetwork.load_weights(path)
-        except Exception as error:
-            raise ValueError(f"init_weights[{name!r}]: {path!r} does not hold weights of this sub-network "
-                             f"configuration: {error}") from error
-        return [layer.name for layer in subnetwork.layers if layer.weights]
-    if path.endswith(".keras"):
-        loaded = keras.models.load_model(path, compile=False)
-        return copy_weights_by_name(loaded, subnetwork, f"init_weights[{name!r}] {path!r}")
-    raise ValueError(f"init_weights[{name!r}]: {path!r} is neither a .weights.h5 nor a .keras file")
+def _build_subnetwork(name, overrides):
+    spec = _NESTABLE[name]
+    return spec.builder(**{**spec.defaults, **overrides})
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -193,21 +114,16 @@ class ModelFusion(ArgumentModel):
         model_kwargs = {key: kwargs.pop(key) for key in _KERAS_ARGUMENTS if key in kwargs}
         overrides = {**(subnetwork_overrides or {}), **kwargs}
         entries = _check_subnetworks(subnetworks)
-        if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
-        for value, argument in ((fusion_units, "fusion_units"), (fusion_rnn_layers, "fusion_rnn_layers")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{argument} must be an int >= 1, got {value!r}")
+        checks.check_choice(fusion, "fusion", FUSIONS)
+        checks.check_int(fusion_units, "fusion_units")
+        checks.check_int(fusion_rnn_layers, "fusion_rnn_layers")
         init_weights = _check_init_weights(init_weights, [name for name, _ in entries])
-        from affnet.models import registry  # Lazy: the registry imports this module.
-
         features_models = []
         for name, own in entries:
-            if not registry.describe(name).sequence:
-                raise ValueError(f"sub-network {name!r} is a frame model; model-level fusion needs sequence models")
-            subnetwork = registry.build(name, **{**overrides, **own})
-            if name in init_weights:
-                _initialise(subnetwork, init_weights[name], name)
+            if name not in _NESTABLE:
+                raise ValueError(f"sub-network {name!r} is not a sequence configuration of affwildnet or multi_rnn; "
+                                 f"model-level fusion needs sequence models")
+            subnetwork = _build_subnetwork(name, {**overrides, **own})
             features = subnetwork.get_layer("va_output").input
             features_models.append(keras.Model(subnetwork.input, features, name=name))
         keys = sorted({key for model in features_models for key in model.input})
@@ -218,13 +134,15 @@ class ModelFusion(ArgumentModel):
         outputs = [model({key: inputs[key] for key in model.input}) for model in features_models]
         x = keras.layers.Concatenate(name="fusion_concat")(outputs)
         if fusion == "rnn":
-            from affnet.layers.recurrent import build_rnn_stack
-
             x = build_rnn_stack(x, rnn=fusion_rnn, layers=fusion_rnn_layers, units=fusion_units, name="fusion_rnn")
         elif fusion == "fc":
             x = keras.layers.Dense(fusion_units, activation="relu", name="fusion_fc")(x)
         super().__init__(inputs=inputs, outputs=heads.va_output(x), **model_kwargs)
         self.subnetwork_names = tuple(name for name, _ in entries)
+        # Read by the training init step (`affnet.training.init.init_subnetworks`); the
+        # constructor reads nothing from disk.
+        self.subnetwork_sources = init_weights
+        self._subnetwork_overrides = {name: {**overrides, **own} for name, own in entries}
         self._arguments = dict(subnetworks=[[name, own] for name, own in entries], fusion=fusion,
                                fusion_units=fusion_units, fusion_rnn=fusion_rnn,
                                fusion_rnn_layers=fusion_rnn_layers, subnetwork_overrides=overrides)
@@ -235,6 +153,11 @@ class ModelFusion(ArgumentModel):
             raise ValueError(f"{name!r} is not a sub-network of {self.name!r}: {self.subnetwork_names}")
         return self.get_layer(name)
 
+    def build_subnetwork(self, name):
+        """A fresh, whole (output layer included) network of sub-network `name`'s
+        configuration: what its standalone runs trained, to load their weights into."""
+        self.subnetwork(name)
+        return _build_subnetwork(name, self._subnetwork_overrides[name])
 
 
 def _spec(reference, paper_ccc=None, **defaults):

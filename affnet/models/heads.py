@@ -14,43 +14,15 @@ Layer names (the TF1 converter maps onto them; keep them stable):
 
 import keras
 
+from affnet import checks
 from affnet.models import backbones
+from data_pipeline.schema import LANDMARK_DIM
 
 FC_INITS = ("glorot_uniform", "truncated_normal")
 
 
-def check_fc_units(fc_units, allow_empty=True):
-    """A tuple of positive ints; ValueError naming `fc_units` otherwise."""
-    if isinstance(fc_units, int) and not isinstance(fc_units, bool):
-        fc_units = (fc_units,) if fc_units else ()
-    try:
-        units = tuple(fc_units)
-    except TypeError:
-        units = None
-    if units is None or any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units) or (
-            not units and not allow_empty):
-        raise ValueError(f"fc_units must be a sequence of positive ints, got {fc_units!r}")
-    return units
-
-
-def check_dropout(dropout):
-    """A drop rate in [0, 1); ValueError naming `dropout` otherwise."""
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be a drop rate in [0, 1), got {dropout!r}")
-    return float(dropout)
-
-
-def check_bool(value, argument):
-    """`value` if it is a bool; ValueError naming `argument` otherwise."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{argument} must be True or False, got {value!r}")
-    return value
-
-
 def check_fc_init(fc_init):
-    if fc_init not in FC_INITS:
-        raise ValueError(f"fc_init must be one of {FC_INITS}, got {fc_init!r}")
-    return fc_init
+    return checks.check_choice(fc_init, "fc_init", FC_INITS)
 
 
 def _initializers(fc_init):
@@ -63,6 +35,19 @@ def _initializers(fc_init):
     if fc_init == "truncated_normal":
         return keras.initializers.TruncatedNormal(stddev=0.1), keras.initializers.Constant(1.0)
     return "glorot_uniform", "zeros"
+
+
+def face_inputs(input_size, landmarks, sequence):
+    """(inputs dict, images, landmarks or None): the named inputs of a face model,
+    `images` (B, [T,] size, size, 3) and, with `landmarks`, `landmarks` (B, [T,] 136)."""
+    time = (None,) if sequence else ()
+    images = keras.Input(time + (input_size, input_size, 3), name="images")
+    inputs = {"images": images}
+    landmark_input = None
+    if landmarks:
+        landmark_input = keras.Input(time + (LANDMARK_DIM,), name="landmarks")
+        inputs["landmarks"] = landmark_input
+    return inputs, images, landmark_input
 
 
 def backbone_features(x, backbone_name, pool):

@@ -64,11 +64,12 @@ landmark input in [OMG] III-C) use `landmarks=False`.
 
 import keras
 
+from affnet import checks
+from affnet.layers.recurrent import build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import LANDMARK_DIM
 
 # [AW] Table 7 conv order: the paper's "nth conv" is VGG_CONVS[n - 1].
 VGG_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -131,12 +132,6 @@ def _check_reductions(tap_reduction, taps):
         if mode not in REDUCTIONS:
             raise ValueError(f"tap_reduction of {tap!r} must be one of {REDUCTIONS}, got {mode!r}")
     return per_tap
-
-
-def _check_int(value, argument, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _reduce_tap(x, tap, mode, backbone, tap_grid, tap_channels):
@@ -214,32 +209,24 @@ class CnnMultiRnn(ArgumentModel):
         if rnn_mode not in RNN_MODES:
             raise ValueError(f"rnn_mode must be one of {RNN_MODES}, got {rnn_mode!r}")
         backbones.check_backbone(backbone)
-        _check_int(fc_units, "fc_units", 1 if FC_TAP in taps else 0)
-        dropout = heads.check_dropout(dropout)
-        rnn_dropout = heads.check_dropout(rnn_dropout)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
-        _check_int(rnn_layers, "rnn_layers", 1)
-        _check_int(rnn_units, "rnn_units", 1)
-        _check_int(head_fc_units, "head_fc_units", 0)
-        _check_int(tap_grid, "tap_grid", 1)
-        _check_int(tap_channels, "tap_channels", 1)
+        checks.check_int(fc_units, "fc_units", 1 if FC_TAP in taps else 0)
+        dropout = checks.check_rate(dropout)
+        rnn_dropout = checks.check_rate(rnn_dropout)
+        checks.check_bool(landmarks, "landmarks")
+        checks.check_bool(freeze_backbone, "freeze_backbone")
+        checks.check_int(rnn_layers, "rnn_layers", 1)
+        checks.check_int(rnn_units, "rnn_units", 1)
+        checks.check_int(head_fc_units, "head_fc_units", 0)
+        checks.check_int(tap_grid, "tap_grid", 1)
+        checks.check_int(tap_channels, "tap_channels", 1)
         reductions = _check_reductions(tap_reduction, taps)
         if landmarks and FC_TAP not in taps:
             raise ValueError(f"landmarks=True needs the {FC_TAP!r} tap (landmarks enter fc1, [MC] 5.3.1); "
                              f"taps are {taps}")
-        # Lazy, as in affwildnet: the registry imports without the RNN module.
-        from affnet.layers.recurrent import build_rnn_stack
-
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
         feature_cnn, output_names, resolved = _feature_backbone(cnn, taps)
-        images = keras.Input((None, input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((None, LANDMARK_DIM), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=True)
         maps = feature_cnn(FoldTime(name="fold_images")(images))
         maps = dict(zip(output_names, maps if isinstance(maps, (list, tuple)) else [maps]))
 
@@ -371,12 +358,3 @@ CONFIGS.update({name: _spec("[MC] Sec. 5.3.1, Fig. 5, Tables 3-6, 8" if taps == 
                             ccc, taps=taps, rnn_mode="separate", **{**_MC, "landmarks": FC_TAP in taps})
                 for name, (taps, ccc) in TABLE5.items()})
 
-
-def _fusion_configs():
-    # Model-level fusion lives in `fusion`; the registry reads CONFIGS from here.
-    from affnet.models import fusion
-
-    return fusion.CONFIGS
-
-
-CONFIGS.update(_fusion_configs())

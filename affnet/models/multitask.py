@@ -48,16 +48,18 @@ Dropout ([FBN] "dropout with 0.5 probability value was applied"): `dropout`
 after every FC layer and between the GRU layers of every stack, as AffWildNet.
 """
 
-import os
 import re
 
 import keras
 from keras import ops
 
+from affnet import checks
+from affnet.layers.recurrent import RNNS, build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
+from affnet.weights import transfer
 from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS, LANDMARK_DIM
 
 TASKS = ("va", "expression", "au")
@@ -67,16 +69,9 @@ OUTPUT_LAYERS = {"va": "va_output", "expression": "expression_output", "au": "au
 AU_SETS = {"8": AUS_AFFWILD2_8, "12": AUS_ABAW_12, "17": AUS_FBN_17}
 MODALITIES = ("visual", "audio")
 STREAMS = {"visual": "visual_stream", "audio": "audio_stream"}
-RNNS = ("gru", "lstm", "indrnn")
 DEFAULT_SPECTROGRAM_SHAPE = (16, 64)
 RNN_NAME = "rnn"
 FUSION_RNN_NAME = "fusion_rnn"
-
-
-def _check_int(value, argument, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{argument} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def resolve_au_names(au_set="8", au_names=None):
@@ -109,15 +104,7 @@ def check_spectrogram_shape(spectrogram_shape):
 
 
 def _check_modality(modality):
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    return modality
-
-
-def _check_rnn(rnn):
-    if rnn not in RNNS:
-        raise ValueError(f"rnn must be one of {RNNS}, got {rnn!r}")
-    return rnn
+    return checks.check_choice(modality, "modality", MODALITIES)
 
 
 def task_outputs(features, num_aus):
@@ -140,7 +127,7 @@ class SpectrogramImage(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.rows, self.cols = check_spectrogram_shape((rows, cols))
-        self.size = _check_int(size, "size")
+        self.size = checks.check_int(size, "size")
 
     def build(self, input_shape):
         if input_shape[-1] != self.rows * self.cols:
@@ -160,6 +147,15 @@ class SpectrogramImage(keras.layers.Layer):
         return {**super().get_config(), "rows": self.rows, "cols": self.cols, "size": self.size}
 
 
+def _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks, freeze_backbone):
+    """(drop rate, AU names) after the checks MT-VGG-GRU and A/V-MT-VGG-GRU share."""
+    backbones.check_backbone(backbone)
+    checks.check_int(fc_units, "fc_units")
+    checks.check_bool(landmarks, "landmarks")
+    checks.check_bool(freeze_backbone, "freeze_backbone")
+    return checks.check_rate(dropout), resolve_au_names(au_set, au_names)
+
+
 def _sequence_input(modality, input_size, spectrogram_shape):
     if modality == "visual":
         return "images", keras.Input((None, input_size, input_size, 3), name="images")
@@ -171,8 +167,6 @@ def _stream_features(source, modality, landmark_input, cnn, backbone, input_size
                      dropout, rnn, rnn_layers, rnn_units):
     """(B, T, ...) images or spectrograms -> (B, T, rnn_units): the MT-VGG-GRU
     without its output layer ([FBN] Sec. VI-A.2-3)."""
-    from affnet.layers.recurrent import build_rnn_stack  # Lazy, as affwildnet.
-
     if modality == "visual":
         x = FoldTime(name="fold_images")(source)
     else:
@@ -212,19 +206,14 @@ class MtVgg(_MultiTaskModel):
                  fc_units=(4096, 4096), dropout=0.5, au_set="8", au_names=None, landmarks=False,
                  freeze_backbone=False, **kwargs):
         backbones.check_backbone(backbone)
-        fc_units = heads.check_fc_units(fc_units, allow_empty=False)
-        dropout = heads.check_dropout(dropout)
+        fc_units = checks.check_units(fc_units, allow_empty=False)
+        dropout = checks.check_rate(dropout)
         resolved_aus = resolve_au_names(au_set, au_names)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
+        checks.check_bool(landmarks, "landmarks")
+        checks.check_bool(freeze_backbone, "freeze_backbone")
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
-        images = keras.Input((input_size, input_size, 3), name="images")
-        inputs = {"images": images}
-        landmark_input = None
-        if landmarks:
-            landmark_input = keras.Input((LANDMARK_DIM,), name="landmarks")
-            inputs["landmarks"] = landmark_input
+        inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=False)
         x = heads.backbone_features(cnn(images), backbone, pool=False)
         x = heads.concat_landmarks(x, landmark_input)
         x = heads.fc_stack(x, fc_units, dropout)
@@ -256,19 +245,15 @@ class MtVggGru(_MultiTaskModel):
                  dropout=0.5, au_set="8", au_names=None, landmarks=False, modality="visual", rnn="gru",
                  rnn_layers=2, rnn_units=128, spectrogram_shape=DEFAULT_SPECTROGRAM_SHAPE, freeze_backbone=False,
                  **kwargs):
-        backbones.check_backbone(backbone)
-        _check_int(fc_units, "fc_units")
-        dropout = heads.check_dropout(dropout)
-        resolved_aus = resolve_au_names(au_set, au_names)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
+        dropout, resolved_aus = _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks,
+                                                          freeze_backbone)
         _check_modality(modality)
         if landmarks and modality == "audio":
             raise ValueError("landmarks=True needs modality='visual' (landmarks describe the face), "
                              f"got modality={modality!r}")
-        _check_rnn(rnn)
-        _check_int(rnn_layers, "rnn_layers")
-        _check_int(rnn_units, "rnn_units")
+        checks.check_choice(rnn, "rnn", RNNS)
+        checks.check_int(rnn_layers, "rnn_layers")
+        checks.check_int(rnn_units, "rnn_units")
         spectrogram_shape = check_spectrogram_shape(spectrogram_shape)
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
@@ -310,21 +295,15 @@ class AvMtVggGru(_MultiTaskModel):
                  dropout=0.5, au_set="8", au_names=None, landmarks=False, rnn="gru", rnn_layers=2, rnn_units=128,
                  fusion_rnn_layers=None, fusion_rnn_units=None, spectrogram_shape=DEFAULT_SPECTROGRAM_SHAPE,
                  freeze_backbone=False, **kwargs):
-        backbones.check_backbone(backbone)
-        _check_int(fc_units, "fc_units")
-        dropout = heads.check_dropout(dropout)
-        resolved_aus = resolve_au_names(au_set, au_names)
-        heads.check_bool(landmarks, "landmarks")
-        heads.check_bool(freeze_backbone, "freeze_backbone")
-        _check_rnn(rnn)
-        _check_int(rnn_layers, "rnn_layers")
-        _check_int(rnn_units, "rnn_units")
-        fusion_layers = rnn_layers if fusion_rnn_layers is None else _check_int(fusion_rnn_layers,
+        dropout, resolved_aus = _check_sequence_arguments(backbone, fc_units, dropout, au_set, au_names, landmarks,
+                                                          freeze_backbone)
+        checks.check_choice(rnn, "rnn", RNNS)
+        checks.check_int(rnn_layers, "rnn_layers")
+        checks.check_int(rnn_units, "rnn_units")
+        fusion_layers = rnn_layers if fusion_rnn_layers is None else checks.check_int(fusion_rnn_layers,
                                                                                 "fusion_rnn_layers")
-        fusion_units = rnn_units if fusion_rnn_units is None else _check_int(fusion_rnn_units, "fusion_rnn_units")
+        fusion_units = rnn_units if fusion_rnn_units is None else checks.check_int(fusion_rnn_units, "fusion_rnn_units")
         spectrogram_shape = check_spectrogram_shape(spectrogram_shape)
-        from affnet.layers.recurrent import build_rnn_stack
-
         inputs, features = {}, []
         for modality in MODALITIES:
             # The scope prefixes the stream's variable paths only; its layer
@@ -371,36 +350,6 @@ class AvMtVggGru(_MultiTaskModel):
 # Initialisation by layer name ([FBN] Sec. VI-A, "Training implementation details").
 
 
-def _load_source(source):
-    if isinstance(source, keras.Model):
-        return source, f"model {source.name!r}"
-    path = os.fspath(source)
-    if not path.endswith(".keras") or not os.path.exists(path):
-        raise ValueError(f"a weight source must be a keras.Model or an existing .keras file, got {source!r}")
-    return keras.models.load_model(path, compile=False), path
-
-
-def copy_layers(source, target, names, where="source"):
-    """Copy the weights of the layers `names` of `source` into the same-named
-    layers of `target` (a nested model is copied whole). Shapes are checked
-    for every layer before anything is assigned. Returns `names` as a list."""
-    assignments = []
-    for name in names:
-        try:
-            source_layer, target_layer = source.get_layer(name), target.get_layer(name)
-        except ValueError:
-            raise ValueError(f"copy_layers: layer {name!r} is missing from {where} or from {target.name!r}") from None
-        have = [tuple(w.shape) for w in source_layer.weights]
-        want = [tuple(w.shape) for w in target_layer.weights]
-        if have != want:
-            raise ValueError(f"copy_layers: layer {name!r} of {where} has weights {have}, "
-                             f"{target.name!r} needs {want}")
-        assignments.append((target_layer, source_layer.get_weights()))
-    for layer, values in assignments:
-        layer.set_weights(values)
-    return list(names)
-
-
 def _fc_names(model):
     """The hidden FC layers `fc1`, `fc2`, ... of `model` (`heads.fc_stack` names), in order."""
     return sorted((layer.name for layer in model.layers if re.fullmatch(r"fc\d+", layer.name)),
@@ -421,13 +370,13 @@ def init_cnn_from(model, source, stream=None):
     Returns the copied layer names.
     """
     target = model.stream(stream) if stream is not None else model
-    source_model, where = _load_source(source)
+    source_model, where = transfer.load_source(source, where="init weights")
     backbone = getattr(model, "backbone_name", None) or "vggface"
     source_fcs = set(_fc_names(source_model))
     names = [backbone] + [name for name in _fc_names(target) if name in source_fcs]
     if "fc1" not in names:
         raise ValueError(f"init_cnn_from: both {where} and {target.name!r} need a layer 'fc1'")
-    return copy_layers(source_model, target, names, where)
+    return transfer.copy_layers(source_model, target, names, where)
 
 
 def init_stream_from(model, stream, source):
@@ -436,8 +385,8 @@ def init_stream_from(model, stream, source):
     strategy: streams trained alone, then jointly. Returns the copied names."""
     if not isinstance(model, AvMtVggGru):
         raise ValueError(f"init_stream_from needs an AvMtVggGru, got {type(model).__name__} {model.name!r}")
-    source_model, where = _load_source(source)
-    return copy_layers(source_model, model.stream(stream), [model.backbone_name, "fc1", RNN_NAME], where)
+    source_model, where = transfer.load_source(source, where="init weights")
+    return transfer.copy_layers(source_model, model.stream(stream), [model.backbone_name, "fc1", RNN_NAME], where)
 
 
 # ---------------------------------------------------------------------------

@@ -1,49 +1,42 @@
-"""The registry of named paper configurations, merged from the family modules.
+"""The registry of named paper configurations: every model family registered here.
 
-Each family module (`frame_cnn`, `affwildnet`, `multi_rnn`, `multitask`,
-`facebehaviornet`) exposes `CONFIGS: dict[str, ModelSpec]`; every entry cites
-its table. Nothing here encodes configuration in class names.
+Each family module exposes `CONFIGS: dict[str, ModelSpec]`; every entry cites its
+table. Nothing here encodes configuration in class names. Model-level fusion
+(`fusion`) nests configurations of `affwildnet` and `multi_rnn`, which it looks up
+itself, so that no family imports this module.
 """
 
-import importlib
 import inspect
 
+from affnet.models import affwildnet, facebehaviornet, frame_cnn, fusion, multi_rnn, multitask
 from affnet.models.spec import ModelSpec
 from affnet.spelling import suggest
 
-_FAMILIES = ("frame_cnn", "affwildnet", "multi_rnn", "multitask", "facebehaviornet")
+_FAMILIES = (frame_cnn, affwildnet, multi_rnn, fusion, multitask, facebehaviornet)
 
 
 def _collect():
     configs = {}
     for family in _FAMILIES:
-        module = importlib.import_module(f"affnet.models.{family}")
-        for name, spec in module.CONFIGS.items():
+        for name, spec in family.CONFIGS.items():
             if name in configs:
-                raise ValueError(f"model name {name!r} is defined twice (again in affnet.models.{family})")
+                raise ValueError(f"model name {name!r} is defined twice (again in {family.__name__})")
             configs[name] = spec
     return configs
 
 
-_CONFIGS = None
-
-
-def _configs():
-    global _CONFIGS
-    if _CONFIGS is None:
-        _CONFIGS = _collect()
-    return _CONFIGS
+_CONFIGS = _collect()
 
 
 def names():
     """All registered configuration names, sorted."""
-    return sorted(_configs())
+    return sorted(_CONFIGS)
 
 
 def describe(name) -> ModelSpec:
     """The `ModelSpec` of `name` (its defaults, table reference, paper CCC)."""
     try:
-        return _configs()[name]
+        return _CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}{suggest(name, names())}") from None
 

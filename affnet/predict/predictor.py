@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from affnet import smoothing
+from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
 from affnet.predict import outputs, runtime, sources, windows
 from data_pipeline import audio, decode, preprocess, progress

@@ -10,7 +10,7 @@
   data          dataset functions over data_pipeline.input, missing-data messages
   modeling      building a run's model (precision policy), initialising from other runs
   loop          `Trainer` / `train`: the custom tf.function training loop
-  evaluation    whole-set scores, median filter (affnet.smoothing), OMG utterance aggregation, plots
+  evaluation    whole-set scores, median filter (affnet.evaluation.smoothing), OMG utterance aggregation, plots
   evaluate      `evaluate_run`: eval JSON and prediction files of a workdir, [MC] post-processing chain
   export        SavedModel (`serving_default`) and .keras export, loading
 No module here reads absl FLAGS.

@@ -26,13 +26,14 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from affnet.spelling import suggest
 
+from affnet.models.multitask import TASKS
+from affnet.objectives.couplings import COUPLINGS
+
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("ii", "i", "iii")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 LOSSES = ("ccc", "sequence_ccc_mean", "sequence_ccc_median", "mse", "multitask")
-TASKS = ("va", "expression", "au")
-COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 RELATEDNESS = ("cognitive", "empirical")
 STREAMS = ("visual", "audio")
 UTTERANCE_LEVELS = ("auto", "true", "false")
@@ -247,7 +248,7 @@ class MultitaskConfig(_Group):
     sets expression=1, au=l1, va=l2. The coupling terms ([FBN] Sec. VI-B) take
     their weights from the same dict (default 1), with the `relatedness` table
     of [FBN] Table V; `coupling_options` sets the readings of
-    `affnet.coupling.CouplingConfig` (e.g. dm_form=binary,observational=weight).
+    `affnet.objectives.couplings.CouplingConfig` (e.g. dm_form=binary,observational=weight).
     task_data / task_batch_sizes: [FBN] Sec. VI-B feeding: one dataset per task
     (default `--data` for every task) zipped each step with its own batch size
     (401 / 247 / 103 in the paper); empty `task_batch_sizes` reads one dataset
@@ -259,7 +260,7 @@ class MultitaskConfig(_Group):
                                   keys=TASKS + COUPLINGS, minimum=0)
     couplings: Names = setting((), "FaceBehaviorNet couplings ([FBN] Sec. VI-B): co_annotation, "
                                "distribution_matching, soft_co_annotation.", choices=COUPLINGS)
-    coupling_options: Pairs = setting((), "key=value,... readings of the couplings (affnet.coupling.CouplingConfig: "
+    coupling_options: Pairs = setting((), "key=value,... readings of the couplings (affnet.objectives.couplings.CouplingConfig: "
                                       "observational, dm_form, dm_stop_gradient, dm_weighted, soft_neutral_score, "
                                       "...).")
     relatedness: str = setting("cognitive", "[FBN] Table V emotion-AU relatedness: cognitive study or empirical "

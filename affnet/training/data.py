@@ -20,6 +20,8 @@ import tensorflow as tf
 
 from affnet.models import describe
 from affnet.training.config import TrainConfig
+from data_pipeline import shards
+from data_pipeline.input import list_files, make_dataset, make_multitask_dataset
 
 # How to obtain and prepare each dataset a flagfile names.
 _PREPARE = {
@@ -46,8 +48,6 @@ def _dataset_key(path):
 
 def split_files(data: str, split: str):
     """The TFRecord files of `split` as the reader finds them; [] when none."""
-    from data_pipeline.input import list_files
-
     try:
         return list_files(data, split)
     except ValueError:
@@ -118,8 +118,6 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
     the batch axis; each replica reads its share of every task batch, and a
     task's rows keep only that task's labels (the paper's sets carry one each).
     """
-    from data_pipeline.input import make_dataset, make_multitask_dataset
-
     reader = dict(reader or {})
     common = dict(seq_len=config.data.seq_len, training=True, image_size=image_size(config),
                   oversample=config.data.oversample, skip_corrupt_shards=config.data.skip_corrupt_shards, **reader)
@@ -151,8 +149,6 @@ def train_data_dirs(config: TrainConfig):
 
 def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None) -> tf.data.Dataset:
     """Every frame of `split` once, in `seq_len` windows (not distributed)."""
-    from data_pipeline.input import make_dataset
-
     return make_dataset(config.data.dir, split, config.data.seq_len, config.data.eval_batch, training=False,
                         image_size=image_size(config), skip_corrupt_shards=config.data.skip_corrupt_shards,
                         **(reader or {}))
@@ -165,8 +161,6 @@ def _files(config: TrainConfig, split: str) -> List[str]:
 
 def skipped_shards(config: TrainConfig, splits: Sequence[str]) -> List[str]:
     """Problem lines of the shards `skip_corrupt_shards` leaves out of `splits` ([] when it is off)."""
-    from data_pipeline import shards
-
     if not config.data.skip_corrupt_shards:
         return []
     return [line for split in splits for line in shards.partition(_files(config, split))[1]]
@@ -176,8 +170,6 @@ def skipped_shards(config: TrainConfig, splits: Sequence[str]) -> List[str]:
 def naming_bad_shards(config: TrainConfig, split: str):
     """Turn TensorFlow's nameless read/parse error of a bad shard of `split` into a one-line
     ValueError naming the shard and the record (`data_pipeline.shards`); other errors pass."""
-    from data_pipeline import shards
-
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:

@@ -1,6 +1,6 @@
 """Evaluate a run on a split, with the [MC] / [OMG] post-processing chain chosen on validation.
 
-The chain (`affnet.postprocess`) is chosen on the run's `eval_split` at the
+The chain (`affnet.evaluation.postprocess`) is chosen on the run's `eval_split` at the
 level the run is scored at and applied unchanged to `split`: frame-level runs
 get the per-dimension median filter chosen on frame CCC; utterance-level runs
 (`config.utterance_eval`, OMG) the median filter and then the utterance
@@ -17,10 +17,10 @@ was kept with the validation CCC without and with it), and `predictions` (the
 prediction files below). Utterance-level runs add `utterance_level`: the
 chain's utterance scores, the run's headline, with its `raw` utterance
 scores. Multi-task runs add the expression / AU measures of
-`evaluation.scores` (F1, accuracy, E_total; per-video expression accuracy,
+`scoring.scores` (F1, accuracy, E_total; per-video expression accuracy,
 [AW] Sec. 5.2).
 
-Prediction files (`affnet.fusion.write_predictions`, what `launch/fuse.py`
+Prediction files (`affnet.evaluation.decision_fusion.write_predictions`, what `launch/fuse.py`
 reads), beside the result JSON, for runs with a valence-arousal output:
 `predictions_<split>.npz` per frame after the chosen median filter,
 `predictions_<split>_raw.npz` per frame unfiltered, and for utterance-level
@@ -34,15 +34,15 @@ import time
 
 import tensorflow as tf
 
-from affnet import fusion, postprocess
-from affnet.training import data, evaluation, export, modeling
+from affnet.evaluation import decision_fusion, postprocess, scoring
+from affnet.training import data, export, modeling
 
 
 def _collect(config, model, split, jit_compile):
     sequence = modeling.is_sequence_model(config)
     predict = tf.function(lambda f: modeling.call(model, f, False, sequence), jit_compile=jit_compile)
     with data.naming_bad_shards(config, split):
-        return evaluation.collect(predict, data.eval_dataset(config, split, data.reader_arguments(model)))
+        return scoring.collect(predict, data.eval_dataset(config, split, data.reader_arguments(model)))
 
 
 def default_output(workdir: str, split: str) -> str:
@@ -54,7 +54,7 @@ def _write_predictions(directory, split, filtered, raw, utterances):
     files = {"post_processed": (f"predictions_{split}.npz", filtered), "raw": (f"predictions_{split}_raw.npz", raw)}
     if utterances is not None:
         files["utterance"] = (f"predictions_{split}_utterance.npz", utterances)
-    return {key: fusion.write_predictions(os.path.join(directory, name), videos)
+    return {key: decision_fusion.write_predictions(os.path.join(directory, name), videos)
             for key, (name, videos) in files.items()}
 
 
@@ -90,24 +90,24 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
                                  **({"seq_len": chain.seq_len, "radius": chain.radius,
                                      "smoothing_validation_ccc": chain.scores["smoothing"]}
                                     if level == "utterance" else {})}
-    raw = evaluation.scores(videos)
-    filtered = evaluation.median_filter(videos, chain.median_windows)
-    final = evaluation.scores(filtered)
+    raw = scoring.scores(videos)
+    filtered = scoring.median_filter(videos, chain.median_windows)
+    final = scoring.scores(filtered)
     result["raw"] = {k: v for k, v in raw.items() if k != "per_video"}
     result.update(final)
     utterances = None
     if config.utterance_eval and has_va:
         utterances = postprocess.apply_chain(chain, videos)
         result["utterance_level"] = {
-            **evaluation.scores(utterances, per_video=False),
-            "raw": evaluation.scores(evaluation.utterances(videos, config.data.seq_len), per_video=False)}
+            **scoring.scores(utterances, per_video=False),
+            "raw": scoring.scores(scoring.utterances(videos, config.data.seq_len), per_video=False)}
     output = output or default_output(workdir, split)
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
     if has_va:
         result["predictions"] = _write_predictions(directory, split, filtered, videos, utterances)
     if plot and final.get("per_video"):
-        result["plot"] = evaluation.plot_videos(filtered, final["per_video"],
+        result["plot"] = scoring.plot_videos(filtered, final["per_video"],
                                                 os.path.join(directory, f"eval_{split}_videos.png"))
     result["seconds"] = round(time.perf_counter() - start, 1)
     with open(output + ".tmp", "w") as f:

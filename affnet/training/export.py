@@ -53,6 +53,7 @@ from affnet import models
 from affnet.models import categorical  # noqa: F401
 from affnet.models.backbones.preprocessing import NORMALIZATION_NAMES, InputPreprocessing
 from affnet.training import checkpointing, export_formats, modeling
+from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
 from data_pipeline import audio
 from data_pipeline.schema import EXPRESSIONS, LANDMARK_DIM
@@ -115,8 +116,6 @@ class ServingModule(tf.Module):
 
 def load_run_model(workdir: str, checkpoint: str = "best"):
     """(config, float32 model with the run's weights, checkpoint path)."""
-    from affnet.training import config as config_lib
-
     config: TrainConfig = config_lib.load(workdir)
     model = modeling.build_model(config, mixed_precision="none", initialise=False)
     path = checkpointing.restore_model(model, workdir, checkpoint)

@@ -23,14 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affnet.training import checkpointing, data, distribution, evaluation, modeling, objective, schedules
+from affnet.evaluation import scoring
+from affnet.training import checkpointing, data, distribution, init, modeling, objective, schedules
 from affnet.training import summaries
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
 
 _NUMERIC_LABELS = ("va", "va_mask", "valid", "expression", "expression_mask", "au", "au_mask")
 EVAL_HISTORY = "eval_history.json"
-# Multi-task validation scores logged beside the VA ones (evaluation.scores).
+# Multi-task validation scores logged beside the VA ones (scoring.scores).
 _TASK_SCORES = ("expression_f1", "expression_accuracy", "expression_total", "au_f1", "au_accuracy", "au_total",
                 "multitask_score")
 
@@ -131,11 +132,13 @@ class Trainer:
         config = self.config
         if config.init.init_weights:
             self.log(f"initialised the model from "
-                     f"{modeling.load_weights(self.model, config.init.init_weights, config)}")
-        for line in modeling.init_streams(self.model, config.init.init_streams):
+                     f"{init.load_weights(self.model, config.init.init_weights, config)}")
+        for line in init.init_subnetworks(self.model):
+            self.log(f"initialised the {line}")
+        for line in init.init_streams(self.model, config.init.init_streams):
             self.log(f"initialised the {line}")
         if config.init.init_rnn_from:
-            copied = modeling.init_rnn(self.model, config.init.init_rnn_from)
+            copied = init.init_rnn(self.model, config.init.init_rnn_from)
             self.log(f"strategy (iii): initialised {copied} from {config.init.init_rnn_from}")
 
     def _make_train_step(self):
@@ -180,10 +183,10 @@ class Trainer:
     def evaluate(self) -> dict:
         """Whole-set scores of the current weights on the evaluation split."""
         with data.naming_bad_shards(self.config, self.config.data.eval_split):
-            videos = evaluation.collect(self.predict, self.eval_dataset_fn())
+            videos = scoring.collect(self.predict, self.eval_dataset_fn())
         if self.config.utterance_eval:
-            videos = evaluation.utterances(videos, self.config.data.seq_len)
-        result = evaluation.scores(videos, per_video=False)
+            videos = scoring.utterances(videos, self.config.data.seq_len)
+        result = scoring.scores(videos, per_video=False)
         result["loss"] = 1.0 - result[self.selection_key]
         return result, videos
 

@@ -10,19 +10,20 @@ Every failure is one ValueError or FileNotFoundError line naming the setting.
 import dataclasses
 import os
 
-from affnet import coupling, models
+from affnet import models
+from affnet.objectives import couplings
 from affnet.spelling import suggest
 from affnet.training import config as config_lib
 from affnet.training import data
 
 # CouplingConfig fields `objective.coupling_config` sets itself (the switches
 # from --couplings, the table from --relatedness, the AUs from the model).
-_SET_BY_TRAINING = frozenset(coupling.COUPLINGS) | {"table", "au_names"}
+_SET_BY_TRAINING = frozenset(couplings.COUPLINGS) | {"table", "au_names"}
 
 
 def coupling_option_names():
     """The keys `--coupling_options` accepts."""
-    return sorted(f.name for f in dataclasses.fields(coupling.CouplingConfig) if f.name not in _SET_BY_TRAINING)
+    return sorted(f.name for f in dataclasses.fields(couplings.CouplingConfig) if f.name not in _SET_BY_TRAINING)
 
 
 def check_model(config: config_lib.TrainConfig):

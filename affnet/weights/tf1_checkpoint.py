@@ -35,7 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affnet.models import slim_resnet
+from affnet.layers.recurrent import tf1_weight_names
+from affnet.models.backbones import slim_resnet
 
 VGG_CONV_LAYERS = tuple(f"conv{block}_{i}" for block, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
                         for i in range(1, convs + 1))
@@ -138,8 +139,6 @@ def rnn_assignments(model, scope):
     layers = rnn_layers(model)
     if not layers:
         raise ValueError(f"model {model.name!r} has no recurrent layer to take the TF1 '{scope}' GRU weights")
-    from affnet.layers.recurrent import tf1_weight_names  # Lazy: the layers package is optional here.
-
     pairs = []
     for layer in layers:
         names = tf1_weight_names(layer, f"{scope}/{DYNAMIC_RNN_SCOPE}")

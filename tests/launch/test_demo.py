@@ -13,23 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import launch_script as _launch
+from helpers import subprocess_env as _env
+
 TINY = ["--synthetic_subjects=3", "--synthetic_videos_per_subject=1", "--synthetic_frames=40",
         "--model_overrides=width=0.0625,input_size=32,fc_units=16,rnn_units=8", "--seq_len=8",
         "--batch_size=2", "--eval_every=2", "--checkpoint_every=2", "--log_every=1"]
-
-
-def _env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    env.pop("TF_CONFIG", None)
-    return env
-
-
-def _launch(script, *args):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", script), *args], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
-    return done.stdout
 
 
 def _summary_tags(directory):

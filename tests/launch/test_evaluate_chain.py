@@ -18,8 +18,8 @@ from scipy import ndimage
 sys.path.insert(0, os.path.dirname(__file__))
 from test_demo import TINY, _launch  # noqa: E402
 
-from affnet import fusion, metrics, postprocess  # noqa: E402
-from affnet.training import evaluation  # noqa: E402
+from affnet.evaluation import decision_fusion, metrics, postprocess  # noqa: E402
+from affnet.evaluation import scoring  # noqa: E402
 
 STEPS = (80, 160)
 
@@ -99,11 +99,11 @@ def test_utterance_chain_prediction_files_and_decision_fusion(run, tmp_path):
         assert [validation["utterance_level"][f"ccc_{d}"] for d in ("valence", "arousal")] == pytest.approx(
             [steps["smoothing"][d]["validation_ccc_with"] for d in ("valence", "arousal")])
 
-        files = {split: {kind: fusion.read_predictions(path) for kind, path in report["predictions"].items()}
+        files = {split: {kind: decision_fusion.read_predictions(path) for kind, path in report["predictions"].items()}
                  for split, report in (("validation", validation), ("test", test))}
         for split, report in (("validation", validation), ("test", test)):
             raw = files[split]["raw"]
-            filtered = evaluation.median_filter(raw, list(chain.median_windows))
+            filtered = scoring.median_filter(raw, list(chain.median_windows))
             for name, video in files[split]["post_processed"].items():
                 np.testing.assert_allclose(video.predictions, filtered[name].predictions, rtol=1e-12)
             final = postprocess.apply_chain(chain, raw)
@@ -124,13 +124,13 @@ def test_utterance_chain_prediction_files_and_decision_fusion(run, tmp_path):
             "--validation_predictions=" + ",".join(os.path.join(n, "predictions_validation_utterance.npz")
                                                    for n in networks),
             f"--output={output}")
-    weights = np.array([_ccc(fusion.read_predictions(os.path.join(n, "predictions_validation_utterance.npz")))
+    weights = np.array([_ccc(decision_fusion.read_predictions(os.path.join(n, "predictions_validation_utterance.npz")))
                         for n in networks])
     assert weights.sum(0).min() > 0, weights
     np.testing.assert_allclose(weights, [[_read(os.path.join(n, "eval_validation.json"))["utterance_level"][
         f"ccc_{d}"] for d in ("valence", "arousal")] for n in networks])
-    tests = [fusion.read_predictions(os.path.join(n, "predictions_test_utterance.npz")) for n in networks]
-    fused = fusion.read_predictions(output)
+    tests = [decision_fusion.read_predictions(os.path.join(n, "predictions_test_utterance.npz")) for n in networks]
+    fused = decision_fusion.read_predictions(output)
     assert set(fused) == set(tests[0])
     by_hand = {}
     for name in tests[0]:
@@ -167,11 +167,11 @@ def test_frame_level_run_keeps_the_median_filter_report(run, tmp_path):
     assert result["postprocess"] == {"level": "frame", "chosen_on": "validation",
                                      "steps": {"median_filter": result["postprocess"]["steps"]["median_filter"]}}
     # Windows chosen on validation frame CCC (scipy's median filter by hand), 1 winning ties.
-    raw = fusion.read_predictions(validation["predictions"]["raw"])
+    raw = decision_fusion.read_predictions(validation["predictions"]["raw"])
     labels, _ = _all(raw)
     for d, dim in enumerate(("valence", "arousal")):
         table = {int(w): c for w, c in result["median_windows"]["validation_ccc"][dim].items()}
-        assert set(table) == set(evaluation.MEDIAN_WINDOWS)
+        assert set(table) == set(scoring.MEDIAN_WINDOWS)
         for window in (1, result["median_windows"][dim]):
             smoothed = np.concatenate([ndimage.median_filter(raw[n].predictions[:, d], size=window, mode="nearest")
                                        for n in sorted(raw)])
@@ -179,8 +179,8 @@ def test_frame_level_run_keeps_the_median_filter_report(run, tmp_path):
         assert result["median_windows"][dim] == max(table, key=lambda w: (table[w], -w))
         step = result["postprocess"]["steps"]["median_filter"][dim]
         assert step["validation_ccc_without"] == pytest.approx(table[1])
-    test_raw = fusion.read_predictions(result["predictions"]["raw"])
+    test_raw = decision_fusion.read_predictions(result["predictions"]["raw"])
     assert _ccc(test_raw) == pytest.approx([result["raw"]["ccc_valence"], result["raw"]["ccc_arousal"]])
-    assert _ccc(fusion.read_predictions(result["predictions"]["post_processed"])) == pytest.approx(
+    assert _ccc(decision_fusion.read_predictions(result["predictions"]["post_processed"])) == pytest.approx(
         [result["ccc_valence"], result["ccc_arousal"]])
     assert os.path.exists(result["plot"])

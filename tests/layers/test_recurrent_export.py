@@ -5,26 +5,12 @@ import pytest
 import tensorflow as tf
 import keras
 
-from affnet.layers import build_rnn_stack, tf1_weight_names
-
-F, UNITS = 6, 4
-CONFIGS = {
-    "gru": dict(rnn="gru"),
-    "lstm_dropout": dict(rnn="lstm", dropout=0.3),
-    "indrnn": dict(rnn="indrnn"),
-    "gru_attention": dict(rnn="gru", attention_length=3, dropout=0.3),
-    "lstm_attention_top": dict(rnn="lstm", attention_length=2, attention_placement="top"),
-}
-
-
-def _model(**kwargs):
-    inp = keras.Input((None, F), name="features")
-    out = build_rnn_stack(inp, units=UNITS, name="rnn", **kwargs)
-    return keras.Model(inp, out, name="stack")
-
-
-def _x(b, t, seed=0):
-    return np.random.default_rng(seed).normal(size=(b, t, F)).astype("float32")
+from affnet.layers import tf1_weight_names
+from helpers import RNN_CONFIGS as CONFIGS
+from helpers import RNN_FEATURES as F
+from helpers import RNN_UNITS as UNITS
+from helpers import rnn_inputs as _x
+from helpers import rnn_stack_model as _model
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import affwildnet, build, describe
+from helpers import assert_keras_round_trip
+from helpers import assert_serves_any_length
+from helpers import sequence_inputs as inputs
 from paper_counts import RELEASED_RESNET_GRU, SEQUENCE_EXPECTED, dense
 
 EXPECTED = {**SEQUENCE_EXPECTED, "affwildnet_resnet_gru_released": RELEASED_RESNET_GRU}
@@ -26,13 +29,6 @@ def tiny(name="affwildnet_vggface", **overrides):
         overrides.setdefault("fc_units", 16)
     return build(name, **{**TINY, **overrides})
 
-
-def inputs(batch=2, steps=3, size=32, landmarks=True, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {"images": rng.uniform(-1, 1, (batch, steps, size, size, 3)).astype("float32")}
-    if landmarks:
-        x["landmarks"] = rng.uniform(0, size, (batch, steps, LANDMARKS)).astype("float32")
-    return x
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -104,32 +100,12 @@ def test_gradients_reach_every_trainable_variable():
 
 def test_keras_round_trip_two_lengths(tmp_path):
     model = tiny("affwildnet_vggface")
-    path = tmp_path / "seq.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded, affwildnet.CnnRnn)
-    for steps in (3, 5):
-        x = inputs(steps=steps, seed=steps)
-        np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
+    assert_keras_round_trip(model, tmp_path / "seq.keras", affwildnet.CnnRnn, (3, 5))
 
 
 def test_saved_model_round_trip_two_lengths(tmp_path):
     model = tiny("vggface_gru_attention", landmarks=True)
-    spec = {"images": tf.TensorSpec((None, None, 32, 32, 3), tf.float32, name="images"),
-            "landmarks": tf.TensorSpec((None, None, LANDMARKS), tf.float32, name="landmarks")}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return {"va": model(features, training=False)}
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
-    for steps in (2, 7):
-        x = inputs(batch=3, steps=steps, seed=steps)
-        out = reloaded(**{k: tf.constant(v) for k, v in x.items()})["va"]
-        assert out.shape == (3, steps, 2)
-        np.testing.assert_allclose(out, model(x), atol=1e-5)
+    assert_serves_any_length(model, tmp_path / "saved")
 
 
 def test_mixed_bfloat16_and_xla():

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from affnet.models import build
 from affnet.models.categorical import CategoricalModel, aggregate_per_video, to_categorical
+from helpers import model_inputs as inputs
+from helpers import saved_model_signature
 
 LANDMARKS = 136
 
@@ -20,16 +22,6 @@ def tiny_cnn_rnn(**overrides):
 def tiny_frame_cnn(**overrides):
     return build("vggface_cnn", **{"input_size": 32, "width": 0.125, "fc_units": (16, 8), **overrides})
 
-
-def inputs(model, batch=2, steps=3, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {}
-    for key, spec in model.input.items():
-        shape = tuple(spec.shape[1:])
-        if shape[0] is None:
-            shape = (steps,) + shape[1:]
-        x[key] = rng.uniform(-1, 1, (batch,) + shape).astype("float32")
-    return x
 
 
 def test_cnn_rnn_becomes_a_sequence_classifier_with_dynamic_time():
@@ -111,14 +103,8 @@ def test_keras_round_trip(tmp_path, make):
 def test_saved_model_round_trip_with_dynamic_time(tmp_path):
     model = to_categorical(tiny_cnn_rnn(landmarks=False))
     spec = {"images": tf.TensorSpec((None, None, 32, 32, 3), tf.float32, name="images")}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return model(features, training=False)
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
+    reloaded = saved_model_signature(lambda features: model(features, training=False), model, spec,
+                                     tmp_path / "saved")
     for steps in (2, 6):
         x = inputs(model, batch=3, steps=steps, seed=steps)
         out = reloaded(images=tf.constant(x["images"]))["expression"]

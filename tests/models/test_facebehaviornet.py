@@ -1,6 +1,5 @@
 """FaceBehaviorNet ([FBN] Sec. VI-B): MT-VGG with VA + 7 expressions + 17 AUs."""
 
-import gc
 
 import keras
 import numpy as np
@@ -9,6 +8,7 @@ import tensorflow as tf
 
 from affnet.models import build, describe, facebehaviornet, multitask
 from data_pipeline.schema import AUS_FBN_17
+from helpers import fit_briefly, full_size
 from paper_counts import VGG_POOL5, dense, vgg_conv_params
 
 # 96x96, width 1: VGG-Face conv -> fc1 4096 -> fc2 4096 -> 2 + 7 + 17 linear outputs.
@@ -30,15 +30,10 @@ def test_hand_count_spelled_out():
 
 @pytest.mark.slow
 def test_full_size_parameter_count():
-    model = build("facebehaviornet")
-    try:
+    with full_size("facebehaviornet") as model:
         assert model.count_params() == EXPECTED
         assert {k: tuple(t.shape) for k, t in model.output.items()} == {
             "va": (None, 2), "expression": (None, 7), "au": (None, 17)}
-    finally:
-        del model
-        keras.backend.clear_session()
-        gc.collect()
 
 
 def test_registered_as_an_mt_vgg_frame_model_with_17_aus():
@@ -98,11 +93,5 @@ def test_gradients_and_a_few_steps_decrease_the_loss():
         loss = _masked_objective(model(x, training=True), y)
     grads = tape.gradient(loss, model.trainable_variables)
     assert not [v.path for v, g in zip(model.trainable_variables, grads) if g is None]
-    optimizer = keras.optimizers.Adam(1e-3)
-    before = float(_masked_objective(model(x), y))
-    for _ in range(12):
-        with tf.GradientTape() as tape:
-            loss = _masked_objective(model(x, training=True), y)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-    after = float(_masked_objective(model(x), y))
+    before, after = fit_briefly(model, _masked_objective, x, y, steps=12, learning_rate=1e-3)
     assert after < 0.95 * before, (before, after)

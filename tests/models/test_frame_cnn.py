@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import build, describe, frame_cnn
+from helpers import frame_inputs as inputs
 from paper_counts import FRAME_EXPECTED as EXPECTED
 
 LANDMARKS = 136
@@ -20,13 +21,6 @@ def test_every_frame_config_is_tested():
 def tiny(name="vggface_cnn", **overrides):
     return build(name, input_size=32, width=1 / 16, fc_units=(16, 8), **overrides)
 
-
-def inputs(batch=2, size=32, landmarks=True):
-    rng = np.random.default_rng(0)
-    x = {"images": rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")}
-    if landmarks:
-        x["landmarks"] = rng.uniform(0, size, (batch, LANDMARKS)).astype("float32")
-    return x
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

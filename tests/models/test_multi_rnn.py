@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import losses
 from affnet.models import build, describe, fusion, multi_rnn
+from affnet.objectives import losses
+from affnet.weights import transfer
+from helpers import assert_keras_round_trip
+from helpers import assert_serves_any_length
+from helpers import sequence_inputs as inputs
 from paper_counts import vgg_conv_params
 
 LANDMARKS = 136
@@ -106,13 +110,6 @@ def tiny(name="cnn_3rnn", **overrides):
     return build(name, **{**TINY, **overrides})
 
 
-def inputs(batch=2, steps=3, size=32, landmarks=True, seed=0):
-    rng = np.random.default_rng(seed)
-    x = {"images": rng.uniform(-1, 1, (batch, steps, size, size, 3)).astype("float32")}
-    if landmarks:
-        x["landmarks"] = rng.uniform(0, size, (batch, steps, LANDMARKS)).astype("float32")
-    return x
-
 
 FAST = ("cnn_3rnn", "cnn_1rnn", "cnn_2rnn_1fc", "cnn2_to_1rnn", "cnn_3rnn_conv2_1_conv3_3_fc",
         "omg_cnn_3rnn_last_conv", "omg_resnet50_rnn", "omg_resnet50_fc_rnn", "fusion_fc")
@@ -183,32 +180,13 @@ def test_median_sequence_loss_has_finite_nonzero_gradients():
 
 def test_keras_round_trip_two_lengths(tmp_path):
     model = tiny("cnn_3rnn", tap_reduction={"pool2": "conv1x1"}, tap_channels=3)
-    path = tmp_path / "multi.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded, multi_rnn.CnnMultiRnn)
-    for steps in (3, 6):
-        x = inputs(steps=steps, seed=steps)
-        np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
+    assert_keras_round_trip(model, tmp_path / "multi.keras", multi_rnn.CnnMultiRnn, (3, 6))
 
 
 @pytest.mark.slow
 def test_saved_model_dynamic_time(tmp_path):
     model = tiny("cnn_1rnn")
-    spec = {"images": tf.TensorSpec((None, None, 32, 32, 3), tf.float32, name="images"),
-            "landmarks": tf.TensorSpec((None, None, LANDMARKS), tf.float32, name="landmarks")}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return {"va": model(features, training=False)}
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
-    for steps in (2, 7):
-        x = inputs(batch=3, steps=steps, seed=steps)
-        out = reloaded(**{k: tf.constant(v) for k, v in x.items()})["va"]
-        np.testing.assert_allclose(out, model(x), atol=1e-5)
+    assert_serves_any_length(model, tmp_path / "saved")
 
 
 @pytest.mark.slow
@@ -244,35 +222,9 @@ def test_omg_fusion_mixes_backbones_and_inputs():
     assert model(inputs(landmarks=False)).shape == (2, 3, 2)
 
 
-def _perturbed(name, seed):
-    model = tiny(name)
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        variable.assign(rng.normal(0.0, 0.05, variable.shape).astype("float32"))
-    return model
-
-
-@pytest.mark.slow
-def test_fusion_initialises_sub_networks_from_their_runs(tmp_path):
-    one, three = _perturbed("cnn_1rnn", 1), _perturbed("cnn_3rnn", 2)
-    one.save_weights(tmp_path / "one.weights.h5")
-    three.save(tmp_path / "three.keras")
-    # The ";" string form, as `--model_overrides=init_weights=...` carries it.
-    fused = tiny("fusion_rnn", init_weights=f"{tmp_path / 'one.weights.h5'};{tmp_path / 'three.keras'}")
-    for name, source in (("cnn_1rnn", one), ("cnn_3rnn", three)):
-        sub = fused.subnetwork(name)
-        for layer_name in ("vggface", "fc1", "rnn" if name == "cnn_1rnn" else "rnn_pool2"):
-            for mine, theirs in zip(sub.get_layer(layer_name).weights, source.get_layer(layer_name).weights):
-                np.testing.assert_array_equal(mine, theirs)
-    # The fused model's own features equal the standalone networks' (same weights, no dropout).
-    x = inputs()
-    standalone = keras.Model(three.input, three.get_layer("va_output").input)
-    np.testing.assert_allclose(fused.subnetwork("cnn_3rnn")(x), standalone(x), atol=1e-6)
-
-
 def test_copy_weights_by_name_checks_shapes():
     with pytest.raises(ValueError, match="fc1"):
-        fusion.copy_weights_by_name(tiny("cnn_1rnn", fc_units=12), tiny("cnn_1rnn"), "other run")
+        transfer.copy_by_name(tiny("cnn_1rnn", fc_units=12), tiny("cnn_1rnn"), "other run")
 
 
 @pytest.mark.slow
@@ -301,7 +253,6 @@ def test_fusion_keras_round_trip(tmp_path):
     ("fusion_rnn", dict(subnetworks=("cnn_3rnn",)), "cnn_3rnn"),
     ("fusion_rnn", dict(subnetworks=("cnn_3rnn", "vggface_cnn")), "vggface_cnn"),
     ("fusion_rnn", dict(init_weights={"cnn_2rnn": "x.keras"}), "cnn_2rnn"),
-    ("fusion_rnn", dict(init_weights={"cnn_1rnn": "/nonexistent.keras"}), "nonexistent"),
     ("fusion_rnn", dict(init_weights="a.keras"), "1 sources"),
 ])
 def test_bad_arguments(name, overrides, message):

@@ -12,6 +12,9 @@ import tensorflow as tf
 
 from affnet.models import build, describe, multitask
 from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17
+from helpers import fit_briefly
+from helpers import model_inputs as inputs
+from helpers import saved_model_signature
 from paper_counts import VGG_POOL5, dense, gru_stack, vgg_conv_params
 
 LANDMARKS = 136
@@ -68,17 +71,6 @@ def tiny(name, **overrides):
         base = dict(input_size=32, width=0.125, fc_units=(16, 16))
     return build(name, **{**base, **overrides})
 
-
-def inputs(model, batch=2, steps=3, seed=0):
-    """Random inputs for every input of `model`; sequence inputs get `steps` frames."""
-    rng = np.random.default_rng(seed)
-    x = {}
-    for key, spec in model.input.items():
-        shape = tuple(spec.shape[1:])
-        if shape[0] is None:
-            shape = (steps,) + shape[1:]
-        x[key] = rng.uniform(-1, 1, (batch,) + shape).astype("float32")
-    return x
 
 
 def labels(outputs, seed=1):
@@ -211,13 +203,8 @@ def test_a_few_steps_decrease_the_summed_loss(name):
     x = inputs(model, seed=3)
     y = labels(model(x), seed=4)
     # The tiny GRU models start with near-zero tanh features and need the larger rate.
-    optimizer = keras.optimizers.Adam(1e-2 if describe(name).sequence else 1e-3)
-    before = float(sum_of_task_losses(model(x), y))
-    for _ in range(10):
-        with tf.GradientTape() as tape:
-            loss = sum_of_task_losses(model(x, training=True), y)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-    after = float(sum_of_task_losses(model(x), y))
+    before, after = fit_briefly(model, sum_of_task_losses, x, y, steps=10,
+                                learning_rate=1e-2 if describe(name).sequence else 1e-3)
     assert after < 0.9 * before, (before, after)
 
 
@@ -248,14 +235,8 @@ def test_saved_model_round_trip_with_dynamic_time(tmp_path, name):
     model = tiny(name)
     spec = {key: tf.TensorSpec((None,) + (None,) + tuple(t.shape[2:]), tf.float32, name=key)
             for key, t in model.input.items()}
-
-    @tf.function(input_signature=[spec])
-    def serve(features):
-        return model(features, training=False)
-
-    path = str(tmp_path / "saved")
-    tf.saved_model.save(model, path, signatures={"serving_default": serve.get_concrete_function()})
-    reloaded = tf.saved_model.load(path).signatures["serving_default"]
+    reloaded = saved_model_signature(lambda features: model(features, training=False), model, spec,
+                                     tmp_path / "saved")
     for steps in (2, 7):
         x = inputs(model, batch=3, steps=steps, seed=steps)
         got, want = reloaded(**{k: tf.constant(v) for k, v in x.items()}), model(x)

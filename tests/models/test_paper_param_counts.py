@@ -5,12 +5,10 @@ Full-size builds take seconds each and ~0.5 GB at peak on a loaded 2-core
 machine, hence slow; they build only, never train.
 """
 
-import gc
-
-import keras
 import pytest
 
 from affnet.models import affwildnet, build, describe, frame_cnn
+from helpers import full_size
 from paper_counts import FRAME_EXPECTED, RELEASED_RESNET_GRU, SEQUENCE_EXPECTED
 
 pytestmark = pytest.mark.slow
@@ -23,15 +21,10 @@ def test_every_configuration_has_a_count():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_full_size_parameter_count(name):
-    model = build(name)
-    try:
+    with full_size(name) as model:
         assert model.count_params() == EXPECTED[name]
         expected_shape = (None, None, 2) if describe(name).sequence else (None, 2)
         assert tuple(model.output.shape) == expected_shape
-    finally:
-        del model
-        keras.backend.clear_session()
-        gc.collect()
 
 
 def test_released_resnet_gru_has_no_fc1():

@@ -80,7 +80,7 @@ def test_batched_windows_equal_one_window_per_call(exports):
 
 def test_median_filter_of_export_json_unless_postprocess_none(exports, tmp_path):
     import affnet
-    from affnet import smoothing
+    from affnet.evaluation import smoothing
     from predict_fakes import moving_face_frames
 
     export = tmp_path / "export"

@@ -8,7 +8,7 @@ import pytest
 
 import tf1_reference as ref
 from affnet import models
-from affnet.models import slim_resnet
+from affnet.models.backbones import slim_resnet
 from affnet.weights import tf1_checkpoint
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)

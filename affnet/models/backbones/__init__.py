@@ -7,8 +7,8 @@ name, input `images` (S, S, 3) float32 RGB in [-1, 1], first layer
   resnet50        `resnet.resnet50`    keras-vggface, "/" -> "_"          3x3x2048 (or 2048)
   densenet121     `densenet.densenet121` keras.applications             3x3x1024 (or 1024)
   cnn_m           `cnn_m.cnn_m`        conv1..conv5, bn*, pool1/2/5       pool5 3x3x512
-  resnet50_slim   `affnet.models.slim_resnet.slim_resnet_v1_50` (TF-slim resnet_v1_50 layout,
-                  the released affwildnet-resnet-gru; imported lazily, input_preprocessing "tf1" or "none")
+  resnet50_slim   `affnet.models.backbones.slim_resnet.slim_resnet_v1_50` (TF-slim resnet_v1_50 layout,
+                  the released affwildnet-resnet-gru; input_preprocessing "tf1" or "none")
 
 Weight loaders and the multi-RNN taps (`backbone.get_layer("pool2").output`)
 rely on these names: keep them stable.
@@ -19,6 +19,7 @@ from affnet.models.backbones.densenet import densenet121
 from affnet.models.backbones.preprocessing import MODES as PREPROCESSING_MODES
 from affnet.models.backbones.preprocessing import InputPreprocessing
 from affnet.models.backbones.resnet import resnet50
+from affnet.models.backbones.slim_resnet import slim_resnet_v1_50
 from affnet.models.backbones.vgg import vgg16, vggface
 
 _BUILDERS = {"vggface": vggface, "vgg16": vgg16, "resnet50": resnet50, "densenet121": densenet121,
@@ -40,7 +41,6 @@ def build_backbone(name, input_size=96, width=1.0, input_preprocessing="none"):
     """The backbone `name` as a `keras.Model` of the same name, without pooling."""
     check_backbone(name)
     if name == "resnet50_slim":
-        from affnet.models.slim_resnet import slim_resnet_v1_50  # Lazy: optional, another module.
         return slim_resnet_v1_50(input_size, name="resnet50_slim", width=width,
                                  input_preprocessing=input_preprocessing)
     return _BUILDERS[name](input_size=input_size, width=width, input_preprocessing=input_preprocessing,

@@ -15,8 +15,10 @@ Conventions shared by every function here:
   ``(N,)``, shared by all dimensions) or exactly like them (``(B, T, D)``, per
   dimension). It may be boolean or a non-negative float weight; frames with weight 0
   do not count and their ``y_true`` may be NaN.
-* Moments use population (biased) estimates, as numpy's and the authors' TF1 code's
-  ``tf.nn.moments`` do, and are always computed in float32 whatever the input dtype
+* Moments come from the one moment core `affnet.objectives.ccc` (centred, two-pass:
+  raw moments ``E[x^2] - E[x]^2`` cancel badly in float32 when labels sit far from
+  zero, e.g. OMG arousal in [0, 1]); population (biased) estimates, as numpy's and the
+  authors' TF1 code's ``tf.nn.moments``; always float32 whatever the input dtype
   (bfloat16 moments lose the 1 - CCC signal), so the losses are mixed_bfloat16 clean.
 * No NaN and no infinite gradient: when ``s_x^2 + s_y^2 + (mean_x - mean_y)^2 == 0``
   with at least one weighted frame, both series are the same constant and the CCC is 1;
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from affnet.objectives import ccc
 
 __all__ = [
     "concordance_cc",
@@ -82,33 +86,6 @@ def _frame_weights(y_true, mask):
     return tf.broadcast_to(weights, tf.shape(y_true))
 
 
-def _weighted_ccc(x, y, w):
-    """Per-dimension weighted CCC over axis 0 of (N, D) float32 tensors.
-
-    Two-pass (centred) moments: the raw-moment form ``E[x^2] - E[x]^2`` cancels badly in
-    float32 when labels sit far from zero (OMG arousal lives in [0, 1]).
-    """
-    # Unweighted entries may hold NaN (unlabelled); 0 * NaN would leak into the sums.
-    keep = w > 0
-    x = tf.where(keep, x, 0.0)
-    y = tf.where(keep, y, 0.0)
-    n = tf.reduce_sum(w, axis=0)
-    mean_x = tf.math.divide_no_nan(tf.reduce_sum(w * x, axis=0), n)
-    mean_y = tf.math.divide_no_nan(tf.reduce_sum(w * y, axis=0), n)
-    dx = tf.where(keep, x - mean_x, 0.0)
-    dy = tf.where(keep, y - mean_y, 0.0)
-    var_x = tf.math.divide_no_nan(tf.reduce_sum(w * dx * dx, axis=0), n)
-    var_y = tf.math.divide_no_nan(tf.reduce_sum(w * dy * dy, axis=0), n)
-    cov = tf.math.divide_no_nan(tf.reduce_sum(w * dx * dy, axis=0), n)
-    denom = var_x + var_y + tf.square(mean_x - mean_y)
-    defined = denom > 0.0
-    # Divide by a safe denominator: tf.where would otherwise route a NaN gradient
-    # from the unused branch.
-    ratio = 2.0 * cov / tf.where(defined, denom, 1.0)
-    fallback = tf.where(n > 0.0, 1.0, 0.0)
-    return tf.where(defined, ratio, fallback)
-
-
 def _flatten(y_true, y_pred, weights):
     depth = tf.shape(y_true)[-1]
     return (
@@ -131,7 +108,7 @@ def concordance_cc(y_true, y_pred, mask=None):
     """
     y_true, y_pred = _as_float32(y_true, y_pred)
     weights = _frame_weights(y_true, mask)
-    return _weighted_ccc(*_flatten(y_true, y_pred, weights))
+    return ccc.concordance(*_flatten(y_true, y_pred, weights))
 
 
 def ccc_loss(y_true, y_pred, mask=None):
@@ -224,7 +201,7 @@ def sequence_ccc_loss(y_true, y_pred, mask=None, reduce="mean"):
         labelled = tf.cast(tf.math.is_finite(y_true), tf.float32)
     else:
         true_values, labelled = sequence_values(y_true, mask, reduce)
-    return 1.0 - tf.reduce_mean(_weighted_ccc(true_values, pred_values, present * labelled))
+    return 1.0 - tf.reduce_mean(ccc.concordance(true_values, pred_values, present * labelled))
 
 
 def mse_loss(y_true, y_pred, mask=None):
@@ -289,8 +266,17 @@ def _expand_to(weights, rank):
     return weights
 
 
+class _FrameBatchLoss(_MaskedBatchLoss):
+    """A statistic over all labelled frames: Keras' frame mask joins the label weights."""
+
+    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
+        if frame_mask is not None:
+            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
+        return self._frame_statistic(y_true, y_pred, label_weights)
+
+
 @keras.saving.register_keras_serializable(package="affnet")
-class CCCLoss(_MaskedBatchLoss):
+class CCCLoss(_FrameBatchLoss):
     """Keras loss ``1 - mean_d CCC_d`` over all B*T frames ([AW2] eq. 2).
 
     NaN in ``y_true`` marks unlabelled values (the schema's convention); they, frames
@@ -301,10 +287,7 @@ class CCCLoss(_MaskedBatchLoss):
     def __init__(self, name="ccc_loss", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
-    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
-        if frame_mask is not None:
-            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
-        return ccc_loss(y_true, y_pred, label_weights)
+    _frame_statistic = staticmethod(ccc_loss)
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -341,13 +324,10 @@ class SequenceCCCLoss(_MaskedBatchLoss):
 
 
 @keras.saving.register_keras_serializable(package="affnet")
-class MSELoss(_MaskedBatchLoss):
+class MSELoss(_FrameBatchLoss):
     """Keras MSE over labelled frames (NaN labels ignored), [AW] CNN-M baseline."""
 
     def __init__(self, name="mse_loss", dtype=None):
         super().__init__(name=name, dtype=dtype)
 
-    def _statistic(self, y_true, y_pred, label_weights, frame_mask):
-        if frame_mask is not None:
-            label_weights = label_weights * _expand_to(frame_mask, label_weights.shape.rank)
-        return mse_loss(y_true, y_pred, label_weights)
+    _frame_statistic = staticmethod(mse_loss)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import losses, metrics
+from affnet.evaluation import metrics, postprocess, scoring
+from affnet.objectives import losses
 from affnet.training import config as config_lib
-from affnet.training import data, evaluation, objective, schedules
+from affnet.training import data, objective, schedules
 from affnet.training.config import TrainConfig
 
 
@@ -81,7 +82,7 @@ def test_global_loss_matches_affnet_losses_on_one_device(name):
 
 
 def _video(frames, labels, predictions):
-    return evaluation.VideoPredictions(np.asarray(frames), np.asarray(labels, float),
+    return scoring.VideoPredictions(np.asarray(frames), np.asarray(labels, float),
                                        np.asarray(predictions, float))
 
 
@@ -96,7 +97,7 @@ def test_collect_keeps_each_frame_once_and_skips_padding():
     predict = lambda f: np.stack([f["x"], -f["x"]], -1)  # noqa: E731
     batches = [batch([b"a", b"b"], [[0, 1, 2], [0, 1, -1]], [[1, 1, 1], [1, 1, 0]]),
                batch([b"a"], [[3, 4, 2]], [[1, 1, 1]])]
-    videos = evaluation.collect(predict, batches)
+    videos = scoring.collect(predict, batches)
     assert sorted(videos) == ["a", "b"]
     np.testing.assert_array_equal(videos["a"].frame_index, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(videos["b"].frame_index, [0, 1])
@@ -109,19 +110,19 @@ def test_median_window_chosen_on_validation_improves_noisy_predictions():
     truth = np.stack([np.sin(t / 40), np.cos(t / 55)], 1)
     noisy = truth + np.stack([rng.normal(0, 0.6, 600), rng.normal(0, 0.02, 600)], 1)
     videos = {"v": _video(t, truth, noisy)}
-    windows, table = evaluation.choose_median_windows(videos)
+    windows, table = postprocess.choose_median_windows(videos)
     assert windows[0] > 1  # The noisy dimension gets smoothed.
     assert table["valence"][windows[0]] > table["valence"][1]
-    filtered = evaluation.scores(evaluation.median_filter(videos, windows))
-    assert filtered["ccc_valence"] > evaluation.scores(videos)["ccc_valence"]
+    filtered = scoring.scores(scoring.median_filter(videos, windows))
+    assert filtered["ccc_valence"] > scoring.scores(videos)["ccc_valence"]
     with pytest.raises(ValueError, match="odd"):
-        evaluation.median_filter(videos, [4, 1])
+        scoring.median_filter(videos, [4, 1])
 
 
 def test_utterance_estimate_is_mean_of_sequence_medians():
     predictions = np.concatenate([np.full((4, 2), 0.2), np.full((4, 2), 0.6), [[1.0, 1.0]]])
     videos = {"u": _video(np.arange(9), np.full((9, 2), 0.3), predictions)}
-    utterance = evaluation.utterances(videos, seq_len=4)["u"]
+    utterance = scoring.utterances(videos, seq_len=4)["u"]
     np.testing.assert_allclose(utterance.predictions[0], [(0.2 + 0.6 + 1.0) / 3] * 2)
     np.testing.assert_allclose(utterance.labels[0], [0.3, 0.3])
 

@@ -35,7 +35,7 @@ training set. Not implemented here; it needs (i) a RAF-DB compound adapter writi
 one label per image in `RAFDB_COMPOUNDS` order, (ii) a new C-way softmax head on
 the shared feature layer (the penultimate FC of MT-VGG), the rest initialised from
 the FaceBehaviorNet checkpoint, (iii) the masked `expression_ce` of
-`affnet.multitask_losses` with C classes, and (iv) evaluation by the mean diagonal
+`affnet.objectives.multitask` with C classes, and (iv) evaluation by the mean diagonal
 of the confusion matrix ("Diag." in [FBN] Table VI). The paper gives no
 learning rate or epochs for this step.
 """
@@ -47,7 +47,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from affnet.relatedness import au_number
+from affnet.objectives.relatedness import au_number
 from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
 
 __all__ = [

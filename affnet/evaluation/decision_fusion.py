@@ -18,16 +18,23 @@ Prediction files (what `launch/fuse.py` reads and writes): per-frame rows
        arousal; empty values where no face) reads too, one "video" per face_id.
   NPZ  arrays `video_id` (N,) str, `frame_index` (N,) int, `predictions`
        (N, 2) and optionally `labels` (N, 2) with NaN = unlabelled.
-Both load into `{video_id: evaluation.VideoPredictions}` in frame order.
+Both load into `{video_id: scoring.VideoPredictions}` in frame order.
+
+The weights t_i^n come from validation, never from the fused split: computed from
+validation prediction files (`weights_from_predictions`), read from
+`launch/evaluate.py --split=validation` result JSONs (`weights_from_eval_reports`), or
+given as `V:A` text (`weights_from_text`).
 """
 
 import csv
+import json
 import os
 from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-from affnet.training.evaluation import DIMENSIONS, VideoPredictions
+from affnet.evaluation import scoring
+from affnet.evaluation.scoring import DIMENSIONS, VideoPredictions
 
 
 def decision_weights(validation_ccc, clip_negative=False):
@@ -182,3 +189,59 @@ def write_predictions(path, videos: Mapping[str, VideoPredictions]):
             label_text = ["" if np.isnan(v) else repr(float(v)) for v in labels[i]]
             writer.writerow([ids[i], int(frames[i]), *[repr(float(v)) for v in predictions[i]], *label_text])
     return path
+
+
+def at_level(videos: Mapping[str, VideoPredictions], level: str, seq_len: int) -> Dict[str, VideoPredictions]:
+    """Utterance estimates ([MC] Sec. 3, `scoring.utterances`) at level "utterance", the frames otherwise."""
+    return scoring.utterances(videos, seq_len) if level == "utterance" else dict(videos)
+
+
+def labelled_scores(videos: Mapping[str, VideoPredictions]):
+    """Whole-set `scoring.scores` (no per-video part), or None when a dimension has no label."""
+    labels = np.concatenate([v.labels for v in videos.values()])
+    if not np.isfinite(labels).any(axis=0).all():
+        return None
+    return scoring.scores(videos, per_video=False)
+
+
+def weights_from_predictions(paths: Sequence[str], level: str, seq_len: int) -> list:
+    """[[ccc_valence, ccc_arousal]] per network, scored on its validation prediction file at `level`."""
+    weights = []
+    for path in paths:
+        result = labelled_scores(at_level(read_predictions(path), level, seq_len))
+        if result is None:
+            raise ValueError(f"{path}: validation predictions need labels in both dimensions")
+        weights.append([result["ccc_valence"], result["ccc_arousal"]])
+    return weights
+
+
+def weights_from_eval_reports(paths: Sequence[str], level: str) -> list:
+    """[[ccc_valence, ccc_arousal]] per network from `launch/evaluate.py` result JSONs of the
+    validation split (`utterance_level` CCC at level "utterance" when present); a JSON of
+    another split than the one its post-processing was chosen on is refused."""
+    weights = []
+    for path in paths:
+        try:
+            with open(path) as handle:
+                report = json.load(handle)
+            chosen_on = (report.get("postprocess") or report.get("median_windows") or {}).get("chosen_on")
+            scored = report["utterance_level"] if level == "utterance" and "utterance_level" in report else report
+            weights.append([float(scored["ccc_valence"]), float(scored["ccc_arousal"])])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}: cannot read ccc_valence/ccc_arousal ({error!r})") from None
+        if chosen_on and report.get("split") != chosen_on:
+            raise ValueError(f"{path} scores split {report.get('split')!r}, not the validation split "
+                             f"{chosen_on!r}: weights come from validation (launch/evaluate.py --split={chosen_on})")
+    return weights
+
+
+def weights_from_text(entries: Sequence[str]) -> list:
+    """[[valence, arousal]] from "VALENCE:AROUSAL" entries."""
+    weights = []
+    for entry in entries:
+        try:
+            valence, arousal = (float(part) for part in entry.split(":"))
+        except ValueError:
+            raise ValueError(f"--validation_ccc entries are VALENCE:AROUSAL, got {entry!r}") from None
+        weights.append([valence, arousal])
+    return weights

@@ -5,7 +5,7 @@
 * AUs: binary cross-entropy over the logits, eq. 5 / L_AU of eq. 7, masked to the
   annotated AUs (delta_i) and normalised by their count;
 * valence-arousal: the CCC loss 1 - 0.5 (rho_a + rho_v), eq. 6, over all labelled
-  frames (`affnet.losses`).
+  frames (`affnet.objectives.losses`).
 
 Label dict conventions (`data_pipeline.transforms.window_labels`): "expression"
 int (...,) + "expression_mask" (...,); "au" float (..., K) targets in [0, 1]
@@ -30,8 +30,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
-from affnet import losses
-from affnet.training import objective
+from affnet.models.multitask import TASKS
+from affnet.objectives import ccc
 
 __all__ = [
     "TASKS",
@@ -50,7 +50,6 @@ __all__ = [
     "multitask_loss",
 ]
 
-TASKS = ("va", "expression", "au")
 # "sample": eq. 7, per-sample mean over the annotated AUs, then mean over samples;
 # "global": sum over all annotated (sample, AU) pairs / their number.
 AU_NORMALIZATIONS = ("sample", "global")
@@ -170,35 +169,25 @@ def _va_weights(va, mask):
 
 
 def va_ccc_sums(va, predictions, mask=None):
-    """(6, D) weighted moment sums (w, wx, wy, wx^2, wy^2, wxy) of labels x and predictions y.
+    """(9, D) additive moment statistics of labels x and predictions y (`affnet.objectives.ccc`).
 
-    Summed over replicas they give the global-batch CCC via `va_ccc_from_sums`
-    (`affnet.training.objective.ccc_from_sums`).
+    Summed over replicas they give the global-batch CCC via `va_ccc_from_sums`.
     """
     va = _f32(va)
-    predictions = _f32(predictions)
     depth = tf.shape(va)[-1]
-    weights = _flat(_va_weights(va, mask), depth)
-    x = tf.where(weights > 0, _flat(va, depth), 0.0)
-    y = tf.where(weights > 0, _flat(predictions, depth), 0.0)
-    return tf.stack([tf.reduce_sum(weights, 0), tf.reduce_sum(weights * x, 0),
-                     tf.reduce_sum(weights * y, 0), tf.reduce_sum(weights * x * x, 0),
-                     tf.reduce_sum(weights * y * y, 0), tf.reduce_sum(weights * x * y, 0)])
+    return ccc.moment_sums(_flat(va, depth), _flat(_f32(predictions), depth), _flat(_va_weights(va, mask), depth))
 
 
 def va_ccc_from_sums(sums):
-    """1 - mean_d CCC_d from moment sums (eq. 6); 0 when no frame is labelled."""
-    loss = 1.0 - tf.reduce_mean(objective.ccc_from_sums(sums))
+    """1 - mean_d CCC_d from moment statistics (eq. 6); 0 when no frame is labelled."""
+    loss = 1.0 - tf.reduce_mean(ccc.ccc_from_sums(sums))
     return tf.where(tf.reduce_sum(sums[0]) > 0, loss, 0.0)
 
 
 def va_ccc(va, predictions, mask=None):
-    """L_VA = 1 - 0.5 (rho_a + rho_v) over the labelled frames (`affnet.losses.ccc_loss`, centred
-    moments); 0, with zero gradient, when no frame is labelled."""
-    va = _f32(va)
-    weights = _va_weights(va, mask)
-    loss = losses.ccc_loss(tf.where(weights > 0, va, 0.0), predictions, weights)
-    return tf.where(tf.reduce_sum(weights) > 0, loss, 0.0)
+    """L_VA = 1 - 0.5 (rho_a + rho_v) over the labelled frames; 0, with zero gradient,
+    when no frame is labelled."""
+    return va_ccc_from_sums(va_ccc_sums(va, predictions, mask))
 
 
 def label_weights(labels, key):
@@ -230,7 +219,7 @@ def _au_weights(labels):
 def multitask_statistics(labels, outputs, au_normalize="sample") -> Dict[str, tf.Tensor]:
     """{task: additive statistics} for every task present in both `outputs` and `labels`.
 
-    "expression", "au": (2,) [sum, count]; "va": (6, 2) moment sums.
+    "expression", "au": (2,) [sum, count]; "va": (9, 2) moment statistics.
     """
     stats = {}
     if "expression" in outputs and "expression" in labels:
@@ -258,7 +247,8 @@ def _ratio(pair):
     return tf.math.divide_no_nan(pair[0], pair[1])
 
 
-def _total(components, weights):
+def weighted_total(components, weights=None):
+    """sum_name weights[name] * components[name], weight 1 where absent (float32)."""
     weights = dict(weights or {})
     total = tf.constant(0.0, tf.float32)
     for name, value in components.items():
@@ -274,7 +264,7 @@ def multitask_loss_from_statistics(stats: Mapping[str, tf.Tensor], weights=None)
         "au": _ratio(stats["au"]) if "au" in stats else zero,
         "va": va_ccc_from_sums(stats["va"]) if "va" in stats else zero,
     }
-    return _total(components, weights), components
+    return weighted_total(components, weights), components
 
 
 def multitask_loss(labels, outputs, weights: Optional[Mapping[str, float]] = None,
@@ -295,16 +285,6 @@ def multitask_loss(labels, outputs, weights: Optional[Mapping[str, float]] = Non
     Returns:
       (total float32 scalar, {"expression", "au", "va": unweighted float32 scalars}).
     """
-    if all_reduce is not None:
-        stats = reduce_statistics(multitask_statistics(labels, outputs, au_normalize), all_reduce)
-        return multitask_loss_from_statistics(stats, weights)
-    zero = tf.constant(0.0, tf.float32)
-    components = {"expression": zero, "au": zero, "va": zero}
-    if "expression" in outputs and "expression" in labels:
-        components["expression"] = expression_ce(labels["expression"], outputs["expression"],
-                                                 _expression_weights(labels))
-    if "au" in outputs and "au" in labels:
-        components["au"] = au_bce(labels["au"], outputs["au"], _au_weights(labels), au_normalize)
-    if "va" in outputs and "va" in labels:
-        components["va"] = va_ccc(labels["va"], outputs["va"], label_weights(labels, "va_mask"))
-    return _total(components, weights), components
+    # One implementation: the local batch is the statistics path without the all-reduce.
+    stats = reduce_statistics(multitask_statistics(labels, outputs, au_normalize), all_reduce)
+    return multitask_loss_from_statistics(stats, weights)

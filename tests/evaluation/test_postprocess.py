@@ -4,8 +4,8 @@ estimate, utterance smoothing, each kept only if it raises validation CCC."""
 import numpy as np
 import pytest
 
-from affnet import metrics, postprocess
-from affnet.training.evaluation import VideoPredictions
+from affnet.evaluation import metrics, postprocess
+from affnet.evaluation.scoring import VideoPredictions
 
 
 def video(labels, predictions):

@@ -4,7 +4,7 @@
      window per dimension ([MC] found 81 valence, 3 arousal);
   2. utterance level ([MC] Sec. 3, [OMG] III-D): split the utterance into
      consecutive `seq_len`-frame sequences, take each sequence's median, and
-     average them (`affnet.training.evaluation.utterances`);
+     average them (`affnet.evaluation.scoring.utterances`);
   3. smoothing of the per-utterance predictions, "especially those that
      consisted of too few frames". The papers give no formula; ours shrinks an
      utterance's estimate towards the mean of its neighbouring utterances in
@@ -34,9 +34,8 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from affnet import metrics
-from affnet.training import evaluation
-from affnet.training.evaluation import DIMENSIONS, MEDIAN_WINDOWS, VideoPredictions
+from affnet.evaluation import metrics, scoring
+from affnet.evaluation.scoring import DIMENSIONS, MEDIAN_WINDOWS, VideoPredictions
 
 SMOOTHING_STRENGTHS = (0, 5, 10, 20, 40, 80, 160, 320)
 LEVELS = ("utterance", "frame")
@@ -122,7 +121,7 @@ def smooth_utterances(estimates: Mapping[str, np.ndarray], frame_counts: Mapping
 
 
 def _utterance_level(videos: Mapping[str, VideoPredictions], seq_len, smoothing, radius):
-    estimates = evaluation.utterances(videos, seq_len)
+    estimates = scoring.utterances(videos, seq_len)
     if not np.any(np.asarray(smoothing) > 0):
         return estimates
     smoothed = smooth_utterances({n: e.predictions[0] for n, e in estimates.items()},
@@ -133,7 +132,7 @@ def _utterance_level(videos: Mapping[str, VideoPredictions], seq_len, smoothing,
 def apply_chain(config: ChainConfig, videos: Mapping[str, VideoPredictions]) -> Dict[str, VideoPredictions]:
     """The chain `config` on `{video_id: VideoPredictions}`: per-frame
     predictions at level "frame", one row per utterance at level "utterance"."""
-    filtered = evaluation.median_filter(dict(videos), list(config.median_windows))
+    filtered = scoring.median_filter(dict(videos), list(config.median_windows))
     if config.level == "frame":
         return filtered
     return _utterance_level(filtered, config.seq_len, np.asarray(config.smoothing, np.float64), config.radius)
@@ -187,3 +186,12 @@ def choose_chain(validation: Mapping[str, VideoPredictions], level="utterance", 
             chosen_strengths[d] = max(table, key=lambda k: (table[k], -k))
             scores["smoothing"][name] = table
     return ChainConfig(level, seq_len, tuple(chosen_windows), tuple(chosen_strengths), radius, scores)
+
+
+def choose_median_windows(videos: Dict[str, VideoPredictions], candidates=MEDIAN_WINDOWS):
+    """Per dimension, the window in `candidates` with the highest frame-level CCC
+    on `videos` (validation); 1 (no filter) wins ties. Returns
+    (windows, {dim: {window: ccc}}): the median-filter step of
+    `choose_chain` at level "frame"."""
+    chain = choose_chain(videos, level="frame", windows=candidates)
+    return list(chain.median_windows), chain.scores["median_window"]

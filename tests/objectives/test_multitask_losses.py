@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import multitask_losses as mtl
+from affnet.objectives import multitask as mtl
 
 K = 5
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import backbones
-from affnet.models.slim_resnet import slim_resnet_v1_50, slim_scopes
+from affnet.models.backbones.slim_resnet import slim_resnet_v1_50, slim_scopes
 
 
 def _bottleneck_params(d_in, bottleneck, depth, project):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from affnet import relatedness
+from affnet.objectives import relatedness
 from data_pipeline.schema import AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import coupling
-from affnet import multitask_losses as mtl
-from affnet import relatedness
+from affnet.objectives import couplings as coupling
+from affnet.objectives import multitask as mtl
+from affnet.objectives import relatedness
 from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
 
 K = len(AUS_FBN_17)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import compound
+from affnet.evaluation import compound
 from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
 
 K = len(AUS_FBN_17)

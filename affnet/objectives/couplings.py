@@ -15,7 +15,7 @@
 `facebehaviornet_loss` = L_Emo + l1 L_AU + l2 L_VA (eq. 7) + the enabled coupling
 terms with their weights. Every loss is also available as additive statistics
 (sum, count) so a distributed caller can all-reduce them (`all_reduce=`), as in
-`affnet.multitask_losses`.
+`affnet.objectives.multitask`.
 
 Every reading of the paper we had to choose is an argument of `CouplingConfig`
 (defaults = our best reading; the README lists them):
@@ -66,8 +66,8 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from affnet import multitask_losses as mtl
-from affnet import relatedness as rel
+from affnet.objectives import multitask as mtl
+from affnet.objectives import relatedness as rel
 from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
 
 __all__ = [
@@ -85,7 +85,7 @@ __all__ = [
     "facebehaviornet_loss",
 ]
 
-# Names as in `affnet.training.config.COUPLINGS`.
+# The couplings' names, also the `--couplings` flag values (`affnet.training.config` imports them).
 COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 OBSERVATIONAL = ("target", "weight", "none")
 REQUIREMENTS = ("count", "weight")
@@ -182,7 +182,7 @@ def co_annotate(labels: Mapping[str, tf.Tensor], table="cognitive", au_names: Se
       labels: dict with "expression" (...,) int, "expression_mask" (...,), "au"
         (..., K), "au_mask" (..., K) (`window_labels` conventions; a missing or
         zero-width "au" means no AU labels). Any leading shape; eager or in tf.data.
-      table, au_names: relatedness table (`affnet.relatedness`) and the AU columns.
+      table, au_names: relatedness table (`affnet.objectives.relatedness`) and the AU columns.
       emotion_to_au: expression-labelled samples get AU labels.
       au_to_emotion: AU-labelled samples without an expression label get one.
       observational, absent_aus, scope, requirement, au_threshold: see module docstring.
@@ -281,7 +281,7 @@ def distribution_matching_sums(expression_logits, au_logits, matrix, mask=None, 
     Args:
       expression_logits: (..., 7) logits; p(emo|x) = softmax.
       au_logits: (..., K) logits; p(au_i|x) = sigmoid.
-      matrix: (7, K) p(au_i|emo) (`affnet.relatedness.relatedness_matrix`).
+      matrix: (7, K) p(au_i|emo) (`affnet.objectives.relatedness.relatedness_matrix`).
       mask: optional (...,) sample weights (padding frames 0); default every sample.
       form, stop_gradient, related_only: see module docstring.
     """
@@ -433,15 +433,7 @@ def facebehaviornet_loss_from_statistics(stats: Mapping[str, tf.Tensor], couplin
         if getattr(config, name):
             pair = stats.get(name)
             components[name] = tf.constant(0.0) if pair is None else tf.math.divide_no_nan(pair[0], pair[1])
-    return _weighted_total(components, lambdas), components
-
-
-def _weighted_total(components, lambdas):
-    weights = dict(lambdas or {})
-    total = tf.constant(0.0, tf.float32)
-    for name, value in components.items():
-        total += float(weights.get(name, 1.0)) * value
-    return total
+    return mtl.weighted_total(components, lambdas), components
 
 
 def facebehaviornet_loss(labels, outputs, couplings: Union[CouplingConfig, Iterable[str]] = (),
@@ -450,7 +442,7 @@ def facebehaviornet_loss(labels, outputs, couplings: Union[CouplingConfig, Itera
     """[FBN] eq. 7 L_MT = L_Emo + l1 L_AU + l2 L_VA, plus the enabled coupling terms.
 
     Args:
-      labels: label dict (`affnet.multitask_losses`); co-annotated here when
+      labels: label dict (`affnet.objectives.multitask`); co-annotated here when
         co-annotation is on and the labels do not carry "au_coannotated" yet.
       outputs: {"va", "expression", "au"} model outputs (logits for the last two).
       couplings: a `CouplingConfig`, or names from `COUPLINGS` (defaults otherwise).
@@ -462,15 +454,7 @@ def facebehaviornet_loss(labels, outputs, couplings: Union[CouplingConfig, Itera
     Returns:
       (total, {"expression", "au", "va", and each enabled loss coupling: unweighted value}).
     """
+    # One implementation: the local batch is the statistics path without the all-reduce.
     config = _config(couplings)
-    if all_reduce is not None:
-        stats = mtl.reduce_statistics(facebehaviornet_statistics(labels, outputs, config), all_reduce)
-        return facebehaviornet_loss_from_statistics(stats, config, lambdas)
-    labels = _prepare_labels(labels, config)
-    _, components = mtl.multitask_loss(labels, outputs, None, config.au_normalize)  # centred-moment CCC
-    coupling_stats = _coupling_statistics(labels, outputs, config)
-    for name in ("distribution_matching", "soft_co_annotation"):
-        if getattr(config, name):
-            pair = coupling_stats.get(name)
-            components[name] = tf.constant(0.0) if pair is None else tf.math.divide_no_nan(pair[0], pair[1])
-    return _weighted_total(components, lambdas), components
+    stats = mtl.reduce_statistics(facebehaviornet_statistics(labels, outputs, config), all_reduce)
+    return facebehaviornet_loss_from_statistics(stats, config, lambdas)

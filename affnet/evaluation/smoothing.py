@@ -1,6 +1,6 @@
 """The per-dimension median filter of [MC] Sec. 6.3 / [OMG] Sec. III-E, on one sequence.
 
-One implementation for evaluation (`affnet.training.evaluation.median_filter`,
+One implementation for evaluation (`affnet.evaluation.scoring.median_filter`,
 which chooses the windows on validation) and for predict (which applies the
 windows an export carries in `export.json` "postprocess").
 """

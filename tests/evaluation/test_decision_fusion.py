@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from affnet import fusion, metrics
-from affnet.training.evaluation import VideoPredictions
+from affnet.evaluation import decision_fusion, metrics
+from affnet.evaluation.scoring import VideoPredictions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_formula_one_by_hand():
@@ -20,7 +20,7 @@ def test_formula_one_by_hand():
     o2 = np.array([[0.4, 0.3], [0.0, 0.5], [0.2, 0.1]])
     t = np.array([[0.45, 0.30],   # network 1: validation CCC valence, arousal
                   [0.15, 0.10]])  # network 2
-    fused = fusion.fuse_decisions([o1, o2], t)
+    fused = decision_fusion.fuse_decisions([o1, o2], t)
     # Valence: (0.45 o1 + 0.15 o2) / 0.6 = 0.75 o1 + 0.25 o2; arousal: (0.3 o1 + 0.1 o2) / 0.4 likewise.
     expected = np.array([[0.75 * 0.2 + 0.25 * 0.4, 0.75 * 0.5 + 0.25 * 0.3],
                          [0.75 * -0.4 + 0.25 * 0.0, 0.75 * 0.1 + 0.25 * 0.5],
@@ -28,25 +28,25 @@ def test_formula_one_by_hand():
     np.testing.assert_allclose(fused, expected, rtol=1e-12)
     # Unequal weights per dimension.
     t2 = np.array([[0.3, 0.1], [0.1, 0.3]])
-    np.testing.assert_allclose(fusion.fuse_decisions([o1, o2], t2)[0], [0.75 * 0.2 + 0.25 * 0.4,
+    np.testing.assert_allclose(decision_fusion.fuse_decisions([o1, o2], t2)[0], [0.75 * 0.2 + 0.25 * 0.4,
                                                                         0.25 * 0.5 + 0.75 * 0.3])
 
 
 def test_fusion_of_equal_networks_is_identity_and_weights_are_scale_free():
     rng = np.random.default_rng(0)
     o = rng.normal(size=(4, 7, 2))
-    np.testing.assert_allclose(fusion.fuse_decisions([o, o, o], [[0.1, 0.2], [0.5, 0.3], [0.2, 0.9]]), o)
+    np.testing.assert_allclose(decision_fusion.fuse_decisions([o, o, o], [[0.1, 0.2], [0.5, 0.3], [0.2, 0.9]]), o)
     a, b = rng.normal(size=(2, 10, 2))
-    np.testing.assert_allclose(fusion.fuse_decisions([a, b], [[0.2, 0.4], [0.6, 0.2]]),
-                               fusion.fuse_decisions([a, b], [[2.0, 4.0], [6.0, 2.0]]))
+    np.testing.assert_allclose(decision_fusion.fuse_decisions([a, b], [[0.2, 0.4], [0.6, 0.2]]),
+                               decision_fusion.fuse_decisions([a, b], [[2.0, 4.0], [6.0, 2.0]]))
 
 
 def test_negative_validation_ccc():
     a, b = np.ones((3, 2)), np.zeros((3, 2))
     with pytest.raises(ValueError, match="sum to"):
-        fusion.fuse_decisions([a, b], [[-0.2, 0.1], [0.1, 0.1]])
+        decision_fusion.fuse_decisions([a, b], [[-0.2, 0.1], [0.1, 0.1]])
     # clip_negative drops the worse-than-chance network on that dimension.
-    np.testing.assert_allclose(fusion.fuse_decisions([a, b], [[-0.2, 0.1], [0.1, 0.1]], clip_negative=True),
+    np.testing.assert_allclose(decision_fusion.fuse_decisions([a, b], [[-0.2, 0.1], [0.1, 0.1]], clip_negative=True),
                                np.tile([0.0, 0.5], (3, 1)))
 
 
@@ -57,7 +57,7 @@ def test_negative_validation_ccc():
 ])
 def test_bad_inputs(predictions, ccc, message):
     with pytest.raises(ValueError, match=message):
-        fusion.fuse_decisions(predictions, ccc)
+        decision_fusion.fuse_decisions(predictions, ccc)
 
 
 def _videos(seed, noise, labels=None):
@@ -75,8 +75,8 @@ def _videos(seed, noise, labels=None):
 def test_prediction_file_round_trip(tmp_path, suffix):
     videos = _videos(0, 0.3)
     videos["clip/utterance_2"].labels[3, 1] = np.nan
-    path = fusion.write_predictions(tmp_path / f"p{suffix}", videos)
-    read = fusion.read_predictions(path)
+    path = decision_fusion.write_predictions(tmp_path / f"p{suffix}", videos)
+    read = decision_fusion.read_predictions(path)
     assert set(read) == set(videos)
     for name, video in videos.items():
         np.testing.assert_array_equal(read[name].frame_index, video.frame_index)
@@ -88,7 +88,7 @@ def test_predict_csv_reads_per_face(tmp_path):
     path = tmp_path / "predict.csv"
     path.write_text("frame_index,timestamp,face_id,valence,arousal\n0,0.0,0,0.1,0.2\n1,0.03,0,,\n"
                     "1,0.03,1,0.3,0.4\n2,0.07,0,0.5,0.6\n")
-    read = fusion.read_predictions(path)
+    read = decision_fusion.read_predictions(path)
     assert set(read) == {"face0", "face1"}
     np.testing.assert_array_equal(read["face0"].frame_index, [0, 2])
     assert np.isnan(read["face0"].labels).all()
@@ -97,19 +97,19 @@ def test_predict_csv_reads_per_face(tmp_path):
 def test_bad_prediction_files(tmp_path):
     (tmp_path / "a.csv").write_text("frame,valence\n1,0.2\n")
     with pytest.raises(ValueError, match="a.csv.*columns"):
-        fusion.read_predictions(tmp_path / "a.csv")
+        decision_fusion.read_predictions(tmp_path / "a.csv")
     with pytest.raises(ValueError, match="does not exist"):
-        fusion.read_predictions(tmp_path / "missing.npz")
+        decision_fusion.read_predictions(tmp_path / "missing.npz")
     np.savez(tmp_path / "b.npz", video_id=np.array(["v"]), frame_index=np.array([0]))
     with pytest.raises(ValueError, match="b.npz.*predictions"):
-        fusion.read_predictions(tmp_path / "b.npz")
+        decision_fusion.read_predictions(tmp_path / "b.npz")
 
 
 def test_fuse_videos_checks_alignment():
     a = _videos(0, 0.2)
     b = {k: v for k, v in _videos(1, 0.2, a).items() if k != "other/utterance_1"}
     with pytest.raises(ValueError, match="other videos"):
-        fusion.fuse_videos([a, b], [[0.5, 0.5], [0.5, 0.5]])
+        decision_fusion.fuse_videos([a, b], [[0.5, 0.5], [0.5, 0.5]])
 
 
 def test_fuse_tool_end_to_end(tmp_path):
@@ -120,7 +120,7 @@ def test_fuse_tool_end_to_end(tmp_path):
     for name, videos in (("good", good), ("bad", bad)):
         run = tmp_path / name
         run.mkdir()
-        fusion.write_predictions(run / "predictions.npz", videos)
+        decision_fusion.write_predictions(run / "predictions.npz", videos)
         labels = np.concatenate([v.labels for v in videos.values()])
         preds = np.concatenate([v.predictions for v in videos.values()])
         (run / "eval.json").write_text(json.dumps({"ccc_valence": metrics.ccc(labels[:, 0], preds[:, 0]),
@@ -135,12 +135,12 @@ def test_fuse_tool_end_to_end(tmp_path):
         capture_output=True, text=True, cwd=str(tmp_path), timeout=120,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 0, result.stderr
-    fused = fusion.read_predictions(output)
+    fused = decision_fusion.read_predictions(output)
     weights = [[json.loads((p / "eval.json").read_text())[f"ccc_{d}"] for d in ("valence", "arousal")]
                for p in paths]
     for name in good:
         np.testing.assert_allclose(fused[name].predictions,
-                                   fusion.fuse_decisions([good[name].predictions, bad[name].predictions], weights),
+                                   decision_fusion.fuse_decisions([good[name].predictions, bad[name].predictions], weights),
                                    rtol=1e-9)
     report = json.loads((tmp_path / "fused.json").read_text())
     assert report["weights"] == weights and "ccc_valence" in report["fused"]
@@ -159,7 +159,7 @@ def test_fuse_tool_reads_validation_eval_at_the_utterance_level_and_refuses_othe
     bad = _videos(2, 1.0, good)
     files, reports = [], []
     for name, videos, utterance_ccc in (("good", good, [0.6, 0.2]), ("bad", bad, [0.2, 0.6])):
-        files.append(str(fusion.write_predictions(tmp_path / f"{name}.npz", videos)))
+        files.append(str(decision_fusion.write_predictions(tmp_path / f"{name}.npz", videos)))
         report = {"split": "validation", "ccc_valence": -0.5, "ccc_arousal": -0.5,
                   "postprocess": {"level": "utterance", "chosen_on": "validation"},
                   "utterance_level": {"ccc_valence": utterance_ccc[0], "ccc_arousal": utterance_ccc[1]}}
@@ -170,7 +170,7 @@ def test_fuse_tool_reads_validation_eval_at_the_utterance_level_and_refuses_othe
                    "--level=utterance", "--seq_len=10", f"--output={output}")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "fused.json").read_text())["weights"] == [[0.6, 0.2], [0.2, 0.6]]
-    fused = fusion.read_predictions(output)
+    fused = decision_fusion.read_predictions(output)
     name = "clip/utterance_1"
     estimates = [np.mean([np.median(v[name].predictions[i:i + 10], 0) for i in range(0, 30, 10)], 0)
                  for v in (good, bad)]

@@ -25,6 +25,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from affnet.objectives import ccc as moment_core
+from data_pipeline.schema import EXPRESSIONS
+
 __all__ = [
     "StreamingCCC",
     "StreamingMSE",
@@ -193,9 +196,7 @@ def _class_decisions(labels, predictions, num_classes):
             f"{predictions.shape}."
         )
     if num_classes is None:
-        from data_pipeline.schema import EXPRESSIONS  # the 7 basic expressions [FBN]
-
-        num_classes = len(EXPRESSIONS)
+        num_classes = len(EXPRESSIONS)  # the 7 basic expressions [FBN]
     if predictions.shape[0] != labels.shape[0]:
         raise ValueError(
             f"labels and predictions differ in length: {labels.shape[0]} vs "
@@ -358,14 +359,14 @@ def au_total(labels, predictions, threshold=0.0) -> float:
 # ------------------------------------------------------------ streaming (Keras)
 
 class _MomentMetric(keras.metrics.Metric):
-    """Accumulates n, sum x, sum y, sum x^2, sum y^2, sum xy (and min / max of x and y,
-    to recognise constant series exactly) per dimension.
+    """Accumulates the additive moment statistics of `affnet.objectives.ccc` (centred per
+    batch, combined stably across batches) and the min / max of x and y (to recognise
+    constant series exactly) per dimension.
 
     These sufficient statistics make a set's CCC / Pearson / MSE exact however the set
     is split into batches (SPEC Sec. 3: "CCC once over the whole evaluated set").
-    Accumulators are float64 by default: raw second moments in float32 would cancel
-    catastrophically over a million frames. Pass ``accumulator_dtype="float32"`` where
-    float64 is unavailable (TPU), at the cost of that precision.
+    Accumulators are float64 by default (a million frames' sums); pass
+    ``accumulator_dtype="float32"`` where float64 is unavailable (TPU).
 
     ``update_state(y_true, y_pred, sample_weight=None)`` takes (..., D) tensors; NaN in
     ``y_true`` marks an unlabelled value, and ``sample_weight`` of shape (...,) or
@@ -386,12 +387,9 @@ class _MomentMetric(keras.metrics.Metric):
         self.dim_names = dim_names
         self.accumulator_dtype = accumulator_dtype
         depth = len(dim_names)
-        self._sums = {
-            key: self.add_weight(
-                shape=(depth,), initializer="zeros", dtype=accumulator_dtype, name=key
-            )
-            for key in ("n", "x", "y", "xx", "yy", "xy")
-        }
+        self._sums = self.add_weight(
+            shape=(moment_core.ROWS, depth), initializer="zeros", dtype=accumulator_dtype, name="moment_sums"
+        )
         # Running extremes decide constancy exactly (see ``ccc``).
         self._extremes = {
             key: self.add_weight(
@@ -422,11 +420,7 @@ class _MomentMetric(keras.metrics.Metric):
         x = tf.cast(tf.reshape(tf.where(keep, y_true, 0.0), [-1, depth]), acc)
         y = tf.cast(tf.reshape(tf.where(keep, y_pred, 0.0), [-1, depth]), acc)
         w = tf.cast(tf.reshape(weights, [-1, depth]), acc)
-        for key, value in (
-            ("n", w), ("x", w * x), ("y", w * y), ("xx", w * x * x), ("yy", w * y * y),
-            ("xy", w * x * y),
-        ):
-            self._sums[key].assign_add(tf.reduce_sum(value, axis=0))
+        self._sums.assign_add(moment_core.moment_sums(x, y, w))
         keep = tf.reshape(keep, [-1, depth])
         inf = tf.constant(float("inf"), acc)
         for axis, values in (("x", x), ("y", y)):
@@ -434,16 +428,6 @@ class _MomentMetric(keras.metrics.Metric):
             high = tf.reduce_max(tf.where(keep, values, -inf), axis=0)
             self._extremes[f"min_{axis}"].assign(tf.minimum(self._extremes[f"min_{axis}"], low))
             self._extremes[f"max_{axis}"].assign(tf.maximum(self._extremes[f"max_{axis}"], high))
-
-    def _moments(self):
-        n = tf.convert_to_tensor(self._sums["n"])
-        mean = lambda key: tf.math.divide_no_nan(tf.convert_to_tensor(self._sums[key]), n)  # noqa: E731
-        mean_x, mean_y = mean("x"), mean("y")
-        # Clamp: rounding can leave a tiny negative variance for a constant series.
-        var_x = tf.maximum(mean("xx") - mean_x * mean_x, 0.0)
-        var_y = tf.maximum(mean("yy") - mean_y * mean_y, 0.0)
-        cov = mean("xy") - mean_x * mean_y
-        return n, mean_x, mean_y, var_x, var_y, cov
 
     def _constant(self):
         """Per dimension: is the true series constant, is the predicted one (no frame
@@ -467,8 +451,7 @@ class _MomentMetric(keras.metrics.Metric):
         return result
 
     def reset_state(self):
-        for variable in self._sums.values():
-            variable.assign(tf.zeros_like(variable))
+        self._sums.assign(tf.zeros_like(self._sums))
         for key, variable in self._extremes.items():
             sign = 1.0 if key.startswith("min") else -1.0
             variable.assign(tf.fill(tf.shape(variable), tf.constant(sign * float("inf"),
@@ -496,14 +479,14 @@ class StreamingCCC(_MomentMetric):
         super().__init__(dim_names, accumulator_dtype, name, dtype)
 
     def _per_dimension(self):
-        n, mean_x, mean_y, var_x, var_y, cov = self._moments()
+        sums = tf.convert_to_tensor(self._sums)
+        n = sums[0]
         x_const, y_const = self._constant()
         equal = tf.equal(self._extremes["min_x"], self._extremes["min_y"])
-        denom = var_x + var_y + tf.square(mean_x - mean_y)
-        defined = ~x_const & ~y_const & (denom > 0)
-        value = 2.0 * cov / tf.where(defined, denom, 1.0)
+        # Constancy decided exactly by the extremes, not by rounded variances.
+        defined = ~x_const & ~y_const
         both = x_const & y_const & equal & (n > 0)
-        return tf.where(defined, value, tf.where(both, tf.ones_like(n), tf.zeros_like(n)))
+        return tf.where(defined, moment_core.ccc_from_sums(sums), tf.where(both, tf.ones_like(n), tf.zeros_like(n)))
 
 
 @keras.saving.register_keras_serializable(package="affnet")
@@ -516,19 +499,16 @@ class StreamingPearson(_MomentMetric):
         super().__init__(dim_names, accumulator_dtype, name, dtype)
 
     def _per_dimension(self):
-        _, _, _, var_x, var_y, cov = self._moments()
         x_const, y_const = self._constant()
-        product = var_x * var_y
-        defined = ~x_const & ~y_const & (product > 0)
-        value = cov / tf.sqrt(tf.where(defined, product, 1.0))
-        return tf.where(defined, tf.clip_by_value(value, -1.0, 1.0), tf.zeros_like(value))
+        value = moment_core.pearson_from_sums(tf.convert_to_tensor(self._sums))
+        return tf.where(~x_const & ~y_const, value, tf.zeros_like(value))
 
 
 @keras.saving.register_keras_serializable(package="affnet")
 class StreamingMSE(_MomentMetric):
     """Set-level MSE per dimension and its mean ([AW] Table 10); 0 with no frame.
 
-    Uses ``E[(x - y)^2] = E[x^2] - 2 E[xy] + E[y^2]`` of the shared statistics.
+    Uses ``E[(x - y)^2] = var_x + var_y - 2 cov + (mean_x - mean_y)^2`` of the shared statistics.
     """
 
     def __init__(self, dim_names=DEFAULT_VA_NAMES, accumulator_dtype="float64", name="mse",
@@ -536,6 +516,4 @@ class StreamingMSE(_MomentMetric):
         super().__init__(dim_names, accumulator_dtype, name, dtype)
 
     def _per_dimension(self):
-        n = tf.convert_to_tensor(self._sums["n"])
-        squared = self._sums["xx"] - 2.0 * self._sums["xy"] + self._sums["yy"]
-        return tf.maximum(tf.math.divide_no_nan(squared, n), 0.0)
+        return moment_core.mse_from_sums(tf.convert_to_tensor(self._sums))

@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_demo import ROOT, _env, _launch  # noqa: E402
+from helpers import ROOT  # noqa: E402
+from helpers import launch_script as _launch  # noqa: E402
+from helpers import subprocess_env as _env  # noqa: E402
 from test_loop import _config  # noqa: E402
 
 from affnet.training import checkpointing, loop  # noqa: E402

@@ -9,7 +9,7 @@ import tensorflow as tf
 from scipy import stats
 from sklearn import metrics as skm
 
-from affnet import metrics
+from affnet.evaluation import metrics
 
 
 def formula_ccc(x, y):

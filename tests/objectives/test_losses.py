@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affnet import losses
-from affnet.metrics import StreamingCCC
+from affnet.objectives import losses
+from affnet.evaluation.metrics import StreamingCCC
 
 
 def np_ccc(x, y):

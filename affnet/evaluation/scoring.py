@@ -1,13 +1,13 @@
 """Whole-set evaluation: collect per-frame predictions, score, post-process.
 
 * Scores are computed once over every evaluated frame (SPEC Sec. 3 [code]),
-  also per video: CCC, MSE and Pearson CC per dimension (`affnet.metrics`).
+  also per video: CCC, MSE and Pearson CC per dimension (`affnet.evaluation.metrics`).
 * [MC] Sec. 5.3 / [OMG] post-processing: a median filter over each video's
   per-frame predictions, one window per dimension chosen on validation
   (window 1 = no filter, so it is kept only if it raises validation CCC) and
   then applied unchanged to the test set. [MC] found 81 for valence, 3 for
   arousal. The choice, and the utterance smoothing that follows at the
-  utterance level, live in `affnet.postprocess`.
+  utterance level, live in `affnet.evaluation.postprocess`.
 * [MC] Sec. 3 utterance level (OMG): an utterance's estimate is the mean of
   the medians of its consecutive `seq_len`-frame sequences; its label the mean
   of its frame labels (the same value on every frame there).
@@ -26,7 +26,8 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
-from affnet import metrics, smoothing
+from affnet.evaluation import metrics, smoothing
+from affnet.models.categorical import aggregate_per_video
 
 DIMENSIONS = ("valence", "arousal")
 MEDIAN_WINDOWS = (1, 3, 5, 9, 15, 21, 31, 41, 61, 81, 101)
@@ -151,8 +152,6 @@ def expression_scores(videos: Dict[str, VideoPredictions]) -> dict:
               "expression_accuracy": metrics.accuracy(labels, probabilities),
               "expression_uar": metrics.uar(labels, probabilities),
               "expression_total": metrics.expression_total(labels, probabilities)}
-    from affnet.models.categorical import aggregate_per_video
-
     frame_videos = np.concatenate([np.full(len(videos[v].frame_index), v, dtype=object) for v in names])
     known = labels >= 0
     # A video's label: its most frequent labelled class; its prediction: the
@@ -210,21 +209,10 @@ def scores(videos: Dict[str, VideoPredictions], per_video: bool = True) -> dict:
 
 
 def median_filter(videos: Dict[str, VideoPredictions], windows: Sequence[int]) -> Dict[str, VideoPredictions]:
-    """Each video's predictions median-filtered with `windows[d]` for dimension d (`affnet.smoothing`)."""
+    """Each video's predictions median-filtered with `windows[d]` for dimension d (`affnet.evaluation.smoothing`)."""
     smoothing.check_windows(windows)
     return {name: dataclasses.replace(video, predictions=smoothing.median_filter(video.predictions, windows))
             for name, video in videos.items()}
-
-
-def choose_median_windows(videos: Dict[str, VideoPredictions], candidates=MEDIAN_WINDOWS):
-    """Per dimension, the window in `candidates` with the highest frame-level CCC
-    on `videos` (validation); 1 (no filter) wins ties. Returns
-    (windows, {dim: {window: ccc}}): the median-filter step of
-    `affnet.postprocess.choose_chain` at level "frame"."""
-    from affnet import postprocess  # Builds on this module.
-
-    chain = postprocess.choose_chain(videos, level="frame", windows=candidates)
-    return list(chain.median_windows), chain.scores["median_window"]
 
 
 def utterances(videos: Dict[str, VideoPredictions], seq_len: int) -> Dict[str, VideoPredictions]:

@@ -1,0 +1,5 @@
+"""Scoring predictions: metrics (`metrics`), per-video predictions collected and scored over
+a whole set (`scoring`), the [MC] / [OMG] post-processing chain (`postprocess`),
+decision-level fusion and its prediction files (`decision_fusion`) and compound
+expressions (`compound`). May import `affnet.objectives`, models and layers, never
+`affnet.training`."""
