@@ -97,3 +97,37 @@ def test_from_videos_to_a_trained_exported_model(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == FRAMES and sum(r["valence"] not in ("", "nan") for r in rows) == FRAMES - 1
     assert len(schema.list_shards(str(work / "data" / "mine" / "unlabelled"))) == 1
+
+
+@pytest.mark.slow
+def test_checkpoints_readme_three_commands(tmp_path):
+    """checkpoints/README.md: a released TF1 checkpoint -> convert -> export -> predict -> per-frame CSV.
+
+    The checkpoint is the authors' graph (`tests/weights/tf1_reference.py`, tf.compat.v1) at 1/16 width, saved in
+    the released folder layout; the test-size overrides are appended to the convert and export lines."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "weights"))  # tf1_reference lives beside the weight tests.
+    import numpy as np
+    import tf1_reference
+
+    release = write_abaw_release(tmp_path / "release")
+    work = tmp_path / "work"
+    (work / "checkpoints").mkdir(parents=True)
+    folder = work / "affwildnet-vggface-gru"
+    tf1_reference.run_and_save(tf1_reference.affwildnet_vggface_gru, np.zeros((1, 2, 96, 96, 3), np.float32),
+                               folder / "model.ckpt-1000", fc_units=16, width=1 / 16, units=8)
+    size = {"width": 1 / 16, "fc_units": 16, "rnn_units": 8}
+    test_size = {"affnet.weights.convert": [f"--set={k}={v}" for k, v in size.items()],
+                 "launch/export.py": ["--model_overrides=" + ",".join(f"{k}={v}" for k, v in size.items())]}
+    commands = python_commands(code_block("checkpoints/README.md", "## From a downloaded checkpoint to a per-frame CSV"))
+    assert [c[0] if c[0] != "-m" else c[1] for c in commands] == ["affnet.weights.convert", "launch/export.py",
+                                                                  "launch/predict.py"]
+    commands = [c + test_size.get(c[0] if c[0] != "-m" else c[1], []) for c in commands]
+    run_commands(commands, {"affwildnet-vggface-gru/": str(folder) + "/",
+                            "clip.mp4": str(release / "batch1" / "vid_val.mp4")}, work)
+
+    info = json.load(open(work / "exports" / "affwildnet_vggface_gru" / "export.json"))
+    assert info["input_normalization"] == "tf1" and info["source"] == "weights"
+    with open(work / "predictions" / "vid_val.csv") as f:
+        rows = list(csv.DictReader(f))
+    values = [float(r["valence"]) for r in rows if r["valence"] not in ("", "nan")]
+    assert len(rows) == FRAMES and len(values) == FRAMES - 1 and all(np.isfinite(values))
