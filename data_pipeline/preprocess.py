@@ -59,16 +59,14 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import queue
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from data_pipeline import align, cli, decode, detect, identity, schema, track
+from data_pipeline import align, background, cli, decode, detect, identity, schema, track
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
@@ -210,42 +208,9 @@ def _segments(count: int, size: int):
 
 
 def _prefetched(frames, depth: int = 16):
-    """`frames` decoded in a background thread, `depth` ahead.
-
-    FFmpeg decodes without the Python GIL, so decoding overlaps the face work
-    on a second core; the decoder's errors re-raise here, in order.
-    """
-    done = object()
-    queue_ = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for frame in frames:
-                if stop.is_set():
-                    return
-                queue_.put(frame)
-            queue_.put(done)
-        except BaseException as error:  # Re-raised in the consumer.
-            queue_.put(error)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = queue_.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # Unblock a producer waiting on a full queue.
-            try:
-                queue_.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
+    """`frames` decoded in a background thread, `depth` ahead: FFmpeg decodes without the
+    GIL, so decoding overlaps the face work on a second core."""
+    return background.in_background(frames, depth, "affnet-decode")
 
 
 def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
@@ -497,28 +462,27 @@ REPORT = "report.json"
 DONE = ("ok", "truncated")  # Statuses of an input whose frames are in its output.
 
 
-def read_report(output_dir: str) -> Dict[str, Any]:
-    path = os.path.join(output_dir, REPORT)
+def read_run_file(path: str, what: str = "report") -> Dict[str, Any]:
+    """An earlier run's report.json / manifest.json ({} when there is none)."""
     try:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
         return {}
     except ValueError as error:
-        raise ValueError(f"{path}: not a readable report ({error}); move it away to start a new one") from None
+        raise ValueError(f"{path}: not a readable {what} ({error}); move it away to start a new one") from None
 
 
-def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_report: Dict[str, Any]) -> None:
-    """Refuse (ValueError) a run whose options differ from those that made existing outputs.
+def read_report(output_dir: str) -> Dict[str, Any]:
+    return read_run_file(os.path.join(output_dir, REPORT))
 
-    An output's own `<output>.json` says how it was made; outputs written
-    before options were recorded per file fall back to report.json's options.
-    """
-    made = _options_record(options)
-    fallback = previous_report.get("options")
+
+def refuse_changed_outputs(targets: Sequence[str], output_dir: str, made: Dict[str, Any],
+                           fallback: Optional[Dict[str, Any]]) -> None:
+    """Raise ValueError when an existing output among `targets` was made with options other than `made`
+    (its side report says how; `fallback` for outputs written before options were recorded per file)."""
     clashes = []
-    for _, relative, *_ in tasks:
-        target = output_path(relative, output_dir, options)
+    for target in targets:
         if os.path.exists(target):
             changes = option_changes(read_sidecar(target).get("options", fallback), made)
             if changes:
@@ -528,6 +492,16 @@ def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_rep
         raise ValueError(f"{output_dir}: {len(clashes)} output(s) were made with other options "
                          f"({describe_changes(changes)}; e.g. {target}); rerun with the same options, use a new "
                          f"--output, or pass --overwrite to redo them")
+
+
+def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_report: Dict[str, Any]) -> None:
+    """Refuse (ValueError) a run whose options differ from those that made existing outputs.
+
+    An output's own side report says how it was made; outputs written
+    before options were recorded per file fall back to report.json's options.
+    """
+    refuse_changed_outputs([output_path(relative, output_dir, options) for _, relative, *_ in tasks], output_dir,
+                           _options_record(options), previous_report.get("options"))
 
 
 def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

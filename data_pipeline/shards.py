@@ -14,6 +14,7 @@ reads as usual and `explain` names the bad shard after TensorFlow fails.
 """
 
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from google.protobuf import message as protobuf_message
@@ -43,7 +44,11 @@ def record_problem(serialized: bytes) -> Optional[str]:
 
 def _first_line(error: Exception) -> str:
     text = getattr(error, "message", None) or str(error)
-    return next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    line = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    # TensorFlow wraps the reader's words in its op context: "{{function_node ...}} corrupted
+    # record at 12 [Op:IteratorGetNext] name:"; keep the words.
+    line = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:[^\]]*\](\s*name:\s*\S*)?", "", line)
+    return line.strip() or type(error).__name__
 
 
 def problem(path: str) -> Optional[str]:

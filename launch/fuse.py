@@ -49,7 +49,6 @@ import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
-from affnet.evaluation import decision_fusion  # noqa: E402
 
 _PREDICTIONS = flags.DEFINE_list("predictions", None, "Prediction files (.csv/.npz) to fuse, one per network.")
 _VALIDATION_PREDICTIONS = flags.DEFINE_list(
@@ -69,7 +68,7 @@ def _fail(message):
     raise app.UsageError(message)
 
 
-def _weights(count, level, seq_len):
+def _weights(decision_fusion, count, level, seq_len):
     sources = [s for s in (_VALIDATION_PREDICTIONS.value, _VALIDATION_EVAL.value, _VALIDATION_CCC.value) if s]
     if len(sources) != 1:
         _fail("give exactly one of --validation_predictions, --validation_eval, --validation_ccc")
@@ -84,19 +83,22 @@ def _weights(count, level, seq_len):
 
 def main(argv):
     del argv
+    # Here, not at the top: the fusion code imports TensorFlow, which `--help` must not load.
+    from affnet.evaluation import decision_fusion
+
     try:
-        _fuse()
+        _fuse(decision_fusion)
     except ValueError as error:
         _fail(str(error))
 
 
-def _fuse():
+def _fuse(decision_fusion):
     level, seq_len = _LEVEL.value, _SEQ_LEN.value
     networks = [decision_fusion.at_level(decision_fusion.read_predictions(path), level, seq_len)
                 for path in _PREDICTIONS.value]
     if len(networks) < 2:
         _fail(f"decision-level fusion needs at least two prediction files, got {_PREDICTIONS.value}")
-    weights = _weights(len(networks), level, seq_len)
+    weights = _weights(decision_fusion, len(networks), level, seq_len)
     fused = decision_fusion.fuse_videos(networks, weights, clip_negative=_CLIP_NEGATIVE.value)
     os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
     output = decision_fusion.write_predictions(_OUTPUT.value, fused)

@@ -18,6 +18,20 @@ def real_face():
     return skimage_data.astronaut()[40:240, 130:320]  # 200 x 190, head and shoulders.
 
 
+def moving_face_frames(count=10, size=(240, 320), faces=1, shift=0):
+    """`count` frames of the astronaut's head (200x190) drifting right by 6 px a frame on grey, `faces` side by
+    side (230 px apart), the first `shift` px further right."""
+    face = real_face()
+    frames = []
+    for k in range(count):
+        frame = np.full(size + (3,), 90, np.uint8)
+        for j in range(faces):
+            x = 10 + shift + 6 * k + 230 * j
+            frame[20:220, x:x + 190] = face
+        frames.append(frame)
+    return frames
+
+
 def _frames(face, faces=1, no_face_at=None, seed=0):
     """FRAMES 320x240 frames: the face drifts right and grows from 0.8x to 1.05x; `faces=2` adds a
     mirrored second person on the right; frame `no_face_at` shows only the background."""

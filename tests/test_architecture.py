@@ -17,7 +17,7 @@ PACKAGES = ("affnet", "data_pipeline")
 # `weights.transfer` (copy by layer name, Keras only) sits below the models that use it;
 # the rest of `weights` builds models. The longest matching prefix decides a module's layer.
 LAYERS = ("affnet.training", "affnet.predict", "affnet.evaluation", "affnet.objectives", "affnet.weights", "affnet.models",
-          "affnet.weights.transfer", "affnet.layers", "affnet.checks", "data_pipeline")
+          "affnet.weights.transfer", "affnet.layers", "affnet.checks", "affnet.names", "data_pipeline")
 
 
 def _modules():

@@ -66,6 +66,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from affnet.names import COUPLINGS  # The `--couplings` values, defined once in names.
 from affnet.objectives import multitask as mtl
 from affnet.objectives import relatedness as rel
 from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
@@ -85,8 +86,6 @@ __all__ = [
     "facebehaviornet_loss",
 ]
 
-# The couplings' names, also the `--couplings` flag values (`affnet.training.config` imports them).
-COUPLINGS = ("co_annotation", "distribution_matching", "soft_co_annotation")
 OBSERVATIONAL = ("target", "weight", "none")
 REQUIREMENTS = ("count", "weight")
 SCOPES = ("sample", "au")

@@ -18,8 +18,6 @@ the export's validation-chosen windows (`export.json` "postprocess"), unless
 
 import dataclasses
 import os
-import queue
-import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
@@ -28,7 +26,7 @@ import numpy as np
 from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
 from affnet.predict import outputs, runtime, sources, windows
-from data_pipeline import audio, decode, preprocess, progress
+from data_pipeline import audio, background, decode, preprocess, progress
 
 POSTPROCESS = ("auto", "none")
 CHUNK_FRAMES = 32
@@ -86,40 +84,9 @@ def _chunks(frames: Iterable, size: int):
 
 
 def _produce(frame_iter, front_end, chunk_frames: int):
-    """Chunks of (frame, faces) from a producer thread through a bounded queue (re-raises its errors)."""
-    handoff: "queue.Queue" = queue.Queue(QUEUE_CHUNKS)
-    stop = threading.Event()
-    done = object()
-
-    def work():
-        try:
-            for chunk in _chunks(frame_iter, chunk_frames):
-                item = [(frame, front_end(frame)) for frame in chunk]
-                while not stop.is_set():
-                    try:
-                        handoff.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(done)
-        except BaseException as error:  # Raised again on the consumer side.
-            handoff.put(error)
-
-    thread = threading.Thread(target=work, daemon=True, name="affnet-predict-frontend")
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    """Chunks of (frame, faces), the front-end running in a producer thread through a bounded queue."""
+    chunks = ([(frame, front_end(frame)) for frame in chunk] for chunk in _chunks(frame_iter, chunk_frames))
+    return background.in_background(chunks, QUEUE_CHUNKS, "affnet-predict-frontend")
 
 
 class Predictor:

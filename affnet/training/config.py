@@ -26,8 +26,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from affnet.spelling import suggest
 
-from affnet.models.multitask import TASKS
-from affnet.objectives.couplings import COUPLINGS
+from affnet.names import COUPLINGS, TASKS
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("ii", "i", "iii")

@@ -416,34 +416,12 @@ def _write_task(task):
     return write_item(*task)
 
 
-def _previous_manifest(output_dir: str) -> Dict[str, Any]:
-    path = os.path.join(output_dir, splits.MANIFEST)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-    except ValueError as error:
-        raise ValueError(f"{path}: not a readable manifest ({error}); move it away to start a new one") from None
-
-
 def check_rerun(items, output_dir: str, options: preprocess.PreprocessOptions, landmarks: str,
                 previous: Dict[str, Any]) -> None:
     """Refuse (ValueError) a run whose options differ from those that made existing outputs."""
-    made = _made_with(options, landmarks)
     fallback = {**previous["options"], "landmarks": previous.get("landmarks")} if previous.get("options") else None
-    clashes = []
-    for item in items:
-        target = output_path(item, output_dir, options)
-        if os.path.exists(target):
-            changes = preprocess.option_changes(preprocess.read_sidecar(target).get("options", fallback), made)
-            if changes:
-                clashes.append((target, changes))
-    if clashes:
-        target, changes = clashes[0]
-        raise ValueError(f"{output_dir}: {len(clashes)} output(s) were made with other options "
-                         f"({preprocess.describe_changes(changes)}; e.g. {target}); rerun with the same options, "
-                         f"use a new --output, or pass --overwrite to redo them")
+    preprocess.refuse_changed_outputs([output_path(item, output_dir, options) for item in items], output_dir,
+                                      _made_with(options, landmarks), fallback)
 
 
 def write_items(items: Sequence[VideoItem], output_dir: str,
@@ -467,7 +445,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
     subjects = splits.check_subject_independent(items)
-    previous = _previous_manifest(output_dir)
+    previous = preprocess.read_run_file(os.path.join(output_dir, splits.MANIFEST), "manifest")
     if not overwrite:
         check_rerun(items, output_dir, options, landmarks, previous)
     os.makedirs(output_dir, exist_ok=True)

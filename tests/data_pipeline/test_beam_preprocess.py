@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.io import filesystem
-from skimage import data
+from real_videos import moving_face_frames
 
 from data_pipeline import beam_preprocess, decode, preprocess, schema
 
@@ -24,14 +23,7 @@ IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 def _frames(count, shift):
     """A real face (skimage's astronaut) pasted on a grey 320x240 frame, moving 6 px per frame."""
-    face = data.astronaut()[40:240, 130:320]
-    frames = []
-    for k in range(count):
-        frame = np.full((240, 320, 3), 90, np.uint8)
-        x = 10 + shift + 6 * k
-        frame[20:220, x:x + 190] = face
-        frames.append(frame)
-    return frames
+    return moving_face_frames(count, shift=shift)
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from real_videos import moving_face_frames, real_face
+
 from data_pipeline import align, decode, preprocess, schema
-
-from skimage import data
-
-
-def _face():
-    return data.astronaut()[40:240, 130:320]  # 200x190 head and shoulders of a real face.
-
-
-def _moving_face_frames(count=10, size=(240, 320), faces=1):
-    frames = []
-    for k in range(count):
-        frame = np.full(size + (3,), 90, np.uint8)
-        for j in range(faces):
-            x = 10 + 6 * k + 230 * j
-            frame[20:220, x:x + 190] = _face()
-        frames.append(frame)
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +19,8 @@ def inputs(tmp_path_factory):
     """good video (25 fps, moving face), still image, text file named .mp4, truncated mp4."""
     root = tmp_path_factory.mktemp("inputs")
     (root / "sub").mkdir()
-    decode.write_video(str(root / "sub" / "talk.mp4"), _moving_face_frames(), fps=25)
-    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(_face(), cv2.COLOR_RGB2BGR))
+    decode.write_video(str(root / "sub" / "talk.mp4"), moving_face_frames(), fps=25)
+    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(real_face(), cv2.COLOR_RGB2BGR))
     (root / "notes.mp4").write_text("not a video")
     whole = (root / "sub" / "talk.mp4").read_bytes()
     (root / "cut.mp4").write_bytes(whole[: len(whole) // 2])
@@ -149,7 +134,7 @@ def test_labels_follow_source_frames_and_segments(inputs):
 def test_two_people_track_all_and_gzip(tmp_path):
     root = tmp_path / "in"
     root.mkdir()
-    decode.write_video(str(root / "pair.mp4"), _moving_face_frames(count=6, size=(240, 480), faces=2), fps=30)
+    decode.write_video(str(root / "pair.mp4"), moving_face_frames(count=6, size=(240, 480), faces=2), fps=30)
     out = tmp_path / "out"
     assert preprocess.main(["--input", str(root), "--output", str(out), "--workers", "1",
                             "--track", "all", "--gzip", "--image_format", "png", "--crop_size", "64"]) == 0
@@ -206,14 +191,14 @@ def test_audio_spectrogram_follows_the_kept_frames(tmp_path):
     root = tmp_path / "in"
     root.mkdir()
     # 12 frames at 30 fps; frames 3-5 show no face and are dropped. The tone jumps 500 -> 2000 Hz at frame 6.
-    frames = _moving_face_frames(count=12)
+    frames = moving_face_frames(count=12)
     for k in (3, 4, 5):
         frames[k] = np.full_like(frames[k], 90)
     t = np.arange(int(12 / fps * sr)) / sr
     tone = (0.5 * np.sin(2 * np.pi * np.cumsum(np.where(t < 6 / fps, 500.0, 2000.0)) / sr)).astype(np.float32)
     audio.write_video_with_audio(str(root / "talk.mp4"), frames, tone, fps=fps)
     decode.write_video(str(root / "mute.mp4"), frames[:3], fps=fps)
-    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(_face(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(real_face(), cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
     assert preprocess.main(["--input", str(root), "--output", str(out), "--workers", "1", "--audio"]) == 0
 

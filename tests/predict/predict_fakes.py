@@ -9,8 +9,8 @@ optional ones of issue 12 where a test needs them.
 import json
 import os
 
-import numpy as np
-from skimage import data
+import real_videos
+from real_videos import real_face
 
 TINY = dict(width=0.125, input_size=32, dropout=0.0)
 KINDS = {
@@ -22,18 +22,11 @@ KINDS = {
 
 
 def face():
-    return data.astronaut()[40:240, 130:320]  # 200x190 head and shoulders of a real face.
+    return real_face()  # 200x190 head and shoulders of a real face.
 
 
 def moving_face_frames(count=12, size=(240, 320), faces=1):
-    frames = []
-    for k in range(count):
-        frame = np.full(size + (3,), 90, np.uint8)
-        for j in range(faces):
-            x = 10 + 6 * k + 230 * j
-            frame[20:220, x:x + 190] = face()
-        frames.append(frame)
-    return frames
+    return real_videos.moving_face_frames(count, size, faces)
 
 
 def make_export(kind: str, output: str, extra=None) -> str:
