@@ -75,7 +75,7 @@ def test_user_mistakes_exit_2_in_one_line(tmp_path):
                           f"--output={tmp_path}/p"), "missing")  # The export or the input, whichever is checked first.
     assert_user_error(run("-m", "data_pipeline.preprocess", "--input", missing), "--output")
     assert_user_error(run("-m", "data_pipeline.preprocess", "--input", missing, "--output", str(tmp_path / "o"),
-                          "--upsample", "-1"), "upsample")
+                          "--upsample", "-2"), "upsample")  # -1 is automatic upsampling.
     assert_user_error(run("-m", "data_pipeline.adapters", "affwild2", "--root", missing, "--output",
                           str(tmp_path / "o")), "no such folder")
     assert_user_error(run("-m", "affnet.weights.convert", "--format", "tf1"), "required")

@@ -135,7 +135,11 @@ class TfliteRuntime:
 
     def __call__(self, **inputs) -> Dict[str, np.ndarray]:
         feeds = {k: np.asarray(v, np.float32) for k, v in inputs.items() if k in self.input_names}
-        return {k: np.array(v) for k, v in self._runner(**feeds).items()}
+        # The TFLite export takes one window at a time (batch 1, `export.json` format_details: a
+        # dynamic batch needs Flex ops this interpreter lacks); a batch is run row by row.
+        batch = len(next(iter(feeds.values())))
+        rows = [self._runner(**{k: v[i:i + 1] for k, v in feeds.items()}) for i in range(batch)]
+        return {k: np.concatenate([np.array(row[k]) for row in rows]) for k in rows[0]}
 
 
 _RUNTIMES = {"saved_model": SavedModelRuntime, "onnx": OnnxRuntime, "tflite": TfliteRuntime}
