@@ -72,7 +72,11 @@ def _graph():
 
 
 # Lazy on purpose: `import affnet` stays light (no TensorFlow, no dlib) until `affnet.Predictor` is used.
-ON_PURPOSE_LAZY = {("affnet", "affnet.predict.predictor")}
+# And `python -m affnet.weights.convert --help` answers without TensorFlow.
+ON_PURPOSE_LAZY = {("affnet", "affnet.predict.predictor"), ("affnet.weights.convert", "affnet"),
+                   ("affnet.weights.convert", "affnet.models"), ("affnet.weights.convert", "affnet.weights"),
+                   ("affnet.weights.convert", "affnet.weights.keras_h5"),
+                   ("affnet.weights.convert", "affnet.weights.tf1_checkpoint")}
 
 
 def _layer(module):

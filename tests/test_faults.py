@@ -49,7 +49,8 @@ def write_png(path, image):
 
 HELP = [["launch/train.py"], ["launch/evaluate.py"], ["launch/export.py"], ["launch/predict.py"],
         ["launch/fuse.py"], ["launch/demo.py"], ["-m", "data_pipeline.preprocess"],
-        ["-m", "data_pipeline.adapters"], ["-m", "data_pipeline.adapters", "affwild2"]]
+        ["-m", "data_pipeline.adapters"], ["-m", "data_pipeline.adapters", "affwild2"],
+        ["-m", "affnet.weights.convert"]]
 
 
 @pytest.mark.parametrize("command", HELP, ids=lambda c: " ".join(c))

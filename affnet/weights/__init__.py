@@ -9,7 +9,3 @@ Import the module you need: this package imports none of them, so that `transfer
 by the models) does not pull in `convert` (which builds models).
 Where each file comes from and its terms: checkpoints/README.md.
 """
-
-from data_pipeline import cli
-
-cli.import_tensorflow_quietly()  # `python -m affnet.weights.convert` must not print TF's start-up lines.

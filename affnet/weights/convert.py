@@ -31,10 +31,9 @@ from typing import Dict, Mapping, Optional
 
 from data_pipeline import cli
 
-cli.import_tensorflow_quietly()  # First: the CLI must not print TensorFlow's start-up lines.
-
-from affnet import models  # noqa: E402
-from affnet.weights import keras_h5, tf1_checkpoint
+# The models and the weight readers (TensorFlow) are imported where they are used, so that
+# `python -m affnet.weights.convert --help` answers at once (tests/test_architecture.py lists
+# these lazy imports as on purpose).
 
 FORMATS = ("tf1", "vggface_h5", "imagenet_h5")
 _H5_LAYOUTS = {"vggface_h5": ("vggface_vgg16", "vggface_resnet50"),
@@ -58,6 +57,8 @@ TF1_MODELS: Dict[str, Mapping] = {
 
 def build_for_tf1(model_name, **overrides):
     """`models.build(model_name)` with `TF1_MODELS` overrides, then `overrides`."""
+    from affnet import models  # Lazy: see the imports.
+
     if model_name not in TF1_MODELS:
         raise ValueError(f"model {model_name!r} has no released TF1 checkpoint; use one of {sorted(TF1_MODELS)}")
     return models.build(model_name, **{**TF1_MODELS[model_name], **overrides})
@@ -71,6 +72,9 @@ def _check_output(output):
 def convert(format, checkpoint, model_name, output: Optional[str] = None, **overrides):
     """Build `model_name`, load `checkpoint` of `format` into it, and save it
     to `output` if given. Returns (model, report, build overrides used)."""
+    from affnet import models  # Lazy: see the imports.
+    from affnet.weights import keras_h5, tf1_checkpoint
+
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if output is not None:
@@ -125,6 +129,7 @@ def _parser():
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    cli.import_tensorflow_quietly()  # After parsing: --help never loads TensorFlow.
     model, report, used = convert(args.format, args.checkpoint, args.model, args.output,
                                   **_parse_overrides(args.set))
     count = len(getattr(report, "assigned", None) or getattr(report, "loaded", []))
