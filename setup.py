@@ -26,6 +26,11 @@ _REQUIRES = [
     "pandas>=2.0",
     "pyarrow>=14",
     "tqdm>=4.66",
+    # Offline writers need no TensorFlow import (3-16 s, longer than a minute of video takes to
+    # preprocess): TFRecord checksums by Google's CRC-32C C code (`data_pipeline.record_io`), and
+    # BlazeFace on LiteRT, the TFLite interpreter TF 2.21 points tf.lite.Interpreter users to.
+    "google-crc32c>=1.5",
+    "ai-edge-litert>=1.2",
     # MTCNN face detector (`--detector mtcnn`), TensorFlow, weights in the wheel.
     "mtcnn>=1.0",
 ]

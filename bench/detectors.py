@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+import machine  # noqa: E402
 from data_pipeline import detect, face_scenes  # noqa: E402
 
 SIZES = (30, 40, 50, 60, 80)
@@ -73,7 +74,7 @@ def main():
     scenes = scene_set()
     small = face_scenes.compose(face_scenes.background(144, 176), [face_scenes.Placement("astronaut", (88, 72), 50)])[0]
     large = face_scenes.compose(face_scenes.background(360, 640), [face_scenes.Placement("astronaut", (320, 180), 100)])[0]
-    results = {"cpu": "2-core AMD EPYC (avx512_bf16), shared", "scenes": len(scenes), "detectors": {}}
+    results = {"machine": machine.describe(), "scenes": len(scenes), "detectors": {}}
     for name in args.detectors.split(","):
         kind, upsample = ("hog", 0) if name == "hog_up0" else (name, detect.AUTO_UPSAMPLE)
         detector = detect.FaceDetector(kind, upsample)

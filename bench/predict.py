@@ -29,6 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import machine  # noqa: E402  (bench/, on the path as the script's folder)
+
 
 def make_export(name: str, directory: str) -> str:
     import tensorflow as tf
@@ -159,12 +161,10 @@ def main():
     table_f32 = pd.read_csv(f32["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     table_bf16 = pd.read_csv(bf16["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     shutil.rmtree(scratch)  # The full-size export (~140 MB) and tables.
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     baseline = f32["model_only"]["1x80"]["frames_per_second"]
     print(json.dumps({
         "model": args.model, "video": "640x360, 30 fps", "frames": args.frames, "batch_size": args.batch_size,
-        "cpu": next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line), ""),
-        "avx512_bf16": "avx512_bf16" in lscpu, "amx": "amx_bf16" in lscpu, "cores": os.cpu_count(),
+        "machine": machine.describe(),
         "float32": f32, "bfloat16": bf16,
         "speedup_model_only": {
             f"float32_{batched}_vs_1x80": round(f32["model_only"][batched]["frames_per_second"] / baseline, 2),

@@ -6,8 +6,8 @@ swaying, nodding, rotating +-15 degrees and turning +-25 degrees, over a real
 background), resampled to 30 fps by the pipeline. For each configuration it
 runs the whole CLI (`python -m data_pipeline.preprocess`: decode,
 detect/track, 68 landmarks, alignment, JPEG, TFRecord) in a subprocess and
-prints JSON: frames/s wall clock (with start-up: Python, TensorFlow import,
-model loads) and inside the workers (report.json's per-input seconds), frames
+prints JSON: frames/s wall clock (with start-up: Python, imports, model
+loads) and inside the workers (report.json's per-input seconds), frames
 per CPU-second of the whole CLI (the figure that does not depend on other
 jobs sharing the machine; one-worker runs only), the
 recall (frames written whose landmarks lie on the true face) and the landmark
@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+import machine  # noqa: E402
 from data_pipeline import align, decode, face_scenes, schema  # noqa: E402
 
 CONFIGS = {
@@ -104,8 +105,7 @@ def main():
         for i in range(args.inputs):
             truths[f"talk{i}.mp4"] = make_video(os.path.join(root, f"talk{i}.mp4"), args.seconds, seed=i)
         results = {"video": f"{args.inputs} x {args.seconds:g} s, 640x360, 25 fps source -> 30 fps",
-                   "cpu": "AMD EPYC, 2 cores (avx512_bf16), shared with other jobs",
-                   "load_average_before": os.getloadavg()[0], "configs": {}}
+                   "machine_before": machine.describe(), "configs": {}}
         for name, flags in CONFIGS.items():
             result, copies, out = run_cli(root, args.workers, flags)
             try:
@@ -120,7 +120,7 @@ def main():
             result["written_on_true_face"] = written
             results["configs"][name] = result
             print(name, json.dumps(result), file=sys.stderr, flush=True)
-        results["load_average_after"] = os.getloadavg()[0]
+        results["machine_after"] = machine.describe()
     finally:
         shutil.rmtree(root)
     print(json.dumps(results, indent=1))

@@ -1,5 +1,6 @@
-"""Iterate in a background thread: decoding (FFmpeg) and dlib's face work release the GIL,
-so a producer thread overlaps them with the consumer on a second core."""
+"""Iterate in a background thread: decoding (FFmpeg) releases the GIL, so a producer
+thread overlaps it with the consumer on a second core (dlib's shape predictor holds
+the GIL: two threads fitting landmarks run no faster than one)."""
 
 import queue
 import threading

@@ -142,13 +142,18 @@ class PreprocessOptions:
 _MODELS: Dict[Tuple, Any] = {}
 
 
-def face_models(options: PreprocessOptions):
-    """(detector, landmarker) of `options`, loaded once per process."""
-    key = (options.detector, options.upsample, options.score_threshold)  # Detectors are stateless across videos.
+def face_models(options: PreprocessOptions, detector_threads: int = 1):
+    """(detector, landmarker) of `options`, loaded once per process.
+
+    detector_threads: see `detect.FaceDetector`; `preprocess` gives a single
+    input every worker's core, as the pool would have used them.
+    """
+    key = (options.detector, options.upsample, options.score_threshold, detector_threads)  # Stateless across videos.
     if key not in _MODELS:
         if "landmarks" not in _MODELS:
             _MODELS["landmarks"] = detect.LandmarkDetector()
-        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold)
+        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold,
+                                           detector_threads)
     return _MODELS[key], _MODELS["landmarks"]
 
 
@@ -213,9 +218,11 @@ def _prefetched(frames, depth: int = 16):
     return background.in_background(frames, depth, "affnet-decode")
 
 
+
 def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
                   video_id: Optional[str] = None, subject_id: str = "",
-                  source_path: Optional[str] = None) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
+                  source_path: Optional[str] = None,
+                  detector_threads: int = 1) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
     """One video or image -> (records of its written tracks/segments, report dict).
 
     `labels`: see `_label_columns`. Raises `decode.DecodeError` naming the file
@@ -238,7 +245,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
             raise audio_features.NoAudioError(f"{error} ({hint})") from error
         if track_audio is not None:
             spec = audio_features.spectrogram_frames(track_audio.samples, config)
-    detector, landmarker = face_models(options)
+    detector, landmarker = face_models(options, detector_threads)
     # Person ids by face descriptor only when more than the largest face is kept.
     identities = identity.IdentityBank() if options.track != "largest" else None
     follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
@@ -390,7 +397,7 @@ def describe_changes(changes: Dict[str, Tuple[Any, Any]]) -> str:
 
 
 def process_file(source: str, relative: str, output_dir: str, options: PreprocessOptions,
-                 overwrite: bool = False) -> Dict[str, Any]:
+                 overwrite: bool = False, detector_threads: int = 1) -> Dict[str, Any]:
     """Process one input into its output file; never raises for a bad input.
 
     Returns the input's report: status "ok", "truncated" (the video ends
@@ -418,7 +425,8 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
     video_id = os.path.splitext(relative)[0].replace(os.sep, "/")
     try:
         with decode.collect_truncations() as truncations:
-            records, report = process_video(source, options, video_id=video_id, source_path=relative)
+            records, report = process_video(source, options, video_id=video_id, source_path=relative,
+                                            detector_threads=detector_threads)
     except decode.DecodeError as error:
         failed = {**entry, "status": "failed", "error": str(error), "frames_decoded": 0,
                   "frames_with_face": 0, "frames_written": 0}
@@ -514,9 +522,11 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
     """`on_result(function(task))` for every task, in this process or in a pool
     of `workers` processes (results in completion order).
 
-    forkserver: workers fork from a fresh server that has imported TensorFlow
-    (`tensorflow_preload`, ~5 s) and `preload` but never run a TF op or loaded dlib models,
-    neither of which is fork-safe once initialised in this process.
+    forkserver: workers fork from a fresh server that has imported `preload` but
+    never run a TF op or loaded dlib models, neither of which is fork-safe once
+    initialised in this process. TensorFlow is not preloaded: writing records and
+    the default detector need none (`record_io`, LiteRT), and the options that do
+    (--detector mtcnn, --audio) import it in each worker at once, in parallel.
     `function` must be a module-level function of `preload`.
     """
     if workers == 1 or len(tasks) <= 1:
@@ -524,7 +534,7 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
             on_result(function(task))
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["data_pipeline.tensorflow_preload", preload])
+    context.set_forkserver_preload([preload])
     with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)
@@ -548,7 +558,10 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
         raise ValueError(f"{input_path}: no video or image files in this folder (looked for "
                          f"{', '.join(decode.VIDEO_EXTENSIONS + decode.IMAGE_EXTENSIONS)})")
     root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-    tasks = [(path, os.path.relpath(path, root), output_dir, options, overwrite) for path in inputs]
+    # One input runs in this process: its detector may use the cores a pool would have.
+    detector_threads = min(workers, os.cpu_count() or 1) if len(inputs) == 1 else 1
+    tasks = [(path, os.path.relpath(path, root), output_dir, options, overwrite, detector_threads)
+             for path in inputs]
     previous_report = read_report(output_dir)
     if not overwrite:
         check_rerun(tasks, output_dir, options, previous_report)

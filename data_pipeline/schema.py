@@ -34,9 +34,11 @@ import dataclasses
 import os
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
-from data_pipeline.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
+from data_pipeline import record_io
+from data_pipeline.lazy_tensorflow import tf  # Reading only: writers need no TensorFlow.
 
 # Context keys.
 VIDEO_ID = "video_id"
@@ -113,35 +115,45 @@ class VideoRecord:
 
 
 def encode_image(image: np.ndarray, image_format: str = "jpeg", quality: int = 95) -> bytes:
-    """uint8 RGB (H, W, 3) -> JPEG or PNG bytes."""
+    """uint8 RGB (H, W, 3) -> JPEG (4:2:0, like `tf.io.encode_jpeg`) or PNG bytes.
+
+    OpenCV's libjpeg-turbo and libpng, so writers need no TensorFlow; the reader
+    decodes them with `tf.io.decode_image`.
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
     if image_format == "jpeg":
-        return tf.io.encode_jpeg(image, quality=quality).numpy()
-    if image_format == "png":
-        return tf.io.encode_png(image).numpy()
-    raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif image_format == "png":
+        params = []
+    else:
+        raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+    ok, encoded = cv2.imencode("." + image_format, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as {image_format}")
+    return encoded.tobytes()
 
 
 def _bytes(values):
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+    return ("bytes", list(values))
 
 
 def _floats(values):
-    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+    return ("float", np.asarray(values, np.float32).ravel())
 
 
 def _ints(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).ravel()))
+    return ("int64", np.asarray(values, np.int64).ravel())
 
 
 def _per_frame(rows, make):
-    return tf.train.FeatureList(feature=[make(row) for row in rows])
+    return [make(row) for row in rows]
 
 
 def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
-    """Serialise a `VideoRecord` to `tf.train.SequenceExample` bytes."""
+    """Serialise a `VideoRecord` to `tf.train.SequenceExample` bytes (deterministic: map
+    entries sorted, so any worker writes the same bytes; no TensorFlow needed)."""
     t = record.num_frames
     if record.encoded_images is not None:
         encoded = list(record.encoded_images)
@@ -209,10 +221,7 @@ def encode_video(record: VideoRecord, image_format: str = "jpeg") -> bytes:
     }
     if record.spectrogram is not None and record.spectrogram_shape is not None:
         context[SPECTROGRAM_SHAPE] = _ints(record.spectrogram_shape)
-    example = tf.train.SequenceExample(
-        context=tf.train.Features(feature=context),
-        feature_lists=tf.train.FeatureLists(feature_list=feature_lists))
-    return example.SerializeToString()
+    return record_io.encode_sequence_example(context, feature_lists)
 
 
 def context_spec():
@@ -330,13 +339,9 @@ def list_shards(directory: str) -> List[str]:
 
 def write_shard(path: str, records: Sequence["VideoRecord"], image_format: str = "jpeg") -> None:
     """Records -> the shard `path`, written under `<path>.tmp` and renamed when complete,
-    so a killed writer never leaves a partial file under a shard name."""
-    compression = tf.io.TFRecordOptions(compression_type=shard_compression(path))
+    so a killed writer never leaves a partial file under a shard name. Needs no
+    TensorFlow for a local path (`record_io`)."""
     temporary = path + TEMPORARY_SUFFIX
-    with tf.io.TFRecordWriter(temporary, options=compression) as writer:
-        for record in records:
-            # Protobuf map order depends on the process's string hashing; re-serialise
-            # deterministically so any worker count writes identical bytes.
-            example = tf.train.SequenceExample.FromString(encode_video(record, image_format))
-            writer.write(example.SerializeToString(deterministic=True))
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    record_io.write_tfrecords(temporary, (encode_video(record, image_format) for record in records),
+                              compress=shard_compression(path) == "GZIP")
+    record_io.rename(temporary, path)
