@@ -51,7 +51,7 @@ Usage:
       [--alignment similarity|affine] [--track largest|iou|all] [--gzip]
       [--image_format jpeg|png] [--segment_frames N] [--fps 30]
       [--audio] [--audio_context 16] [--audio_bins 64] [--audio_scale mel|linear]
-      [--audio_normalization fixed|per_video] [--audio_missing fail|silence] [--overwrite]
+      [--audio_normalization fixed|per_video] [--audio_missing fail|silence] [--overwrite] [--noprogress]
 """
 
 import collections
@@ -67,6 +67,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import align, background, cli, decode, detect, identity, schema, track
+from data_pipeline import progress as progress_bar  # `progress` is preprocess()'s line stream.
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
@@ -259,6 +260,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
     first_time = last_time = 0.0
     for number, frame in enumerate(_prefetched(decode.decode(path, options.fps))):
         decoded += 1
+        progress_bar.frame_done()
         first_time = frame.time if number == 0 else first_time
         last_time = frame.time
         height, width = frame.image.shape[:2]
@@ -541,7 +543,8 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
 
 
 def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = PreprocessOptions(),
-               workers: Optional[int] = None, progress=sys.stderr, overwrite: bool = False) -> Dict[str, Any]:
+               workers: Optional[int] = None, progress=sys.stderr, overwrite: bool = False,
+               show_progress: bool = True) -> Dict[str, Any]:
     """Process every input under `input_path` into `output_dir`; returns and writes report.json.
 
     Raises ValueError before writing anything when `input_path` holds no
@@ -569,15 +572,20 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
     start = time.perf_counter()
     entries = []
 
+    frames = progress_bar.FrameProgress("preprocess", len(tasks), show_progress)
+
     def show(entry):
         entries.append(entry)
+        if entry["status"] != "skipped":
+            frames.input_done(entry.get("frames_decoded", 0))
         if progress is not None:
             detail = entry.get("error") or (f"{entry['input']}: {entry.get('frames_written', 0)}/"
                                             f"{entry.get('frames_decoded', 0)} frames written")
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {detail}\n")
             progress.flush()
 
-    run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
+    with progress_bar.active(frames):
+        run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
     report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers,
                              previous_report.get("inputs", []))
 
@@ -646,6 +654,8 @@ def _parser() -> cli.ArgumentParser:
                              "all: every person, one track each (persons by face descriptor)")
     parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--noprogress", action="store_true",
+                        help="no progress bar over frames (there is none when stderr is not a terminal)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo outputs made with other options (default: refuse such a run)")
     parser.add_argument("--image_format", choices=IMAGE_FORMATS, default=defaults.image_format)
@@ -674,7 +684,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if not os.path.exists(args.input):
         raise FileNotFoundError(f"--input {args.input}: no such file or folder")
-    report = preprocess(args.input, args.output, options, args.workers, overwrite=args.overwrite)
+    report = preprocess(args.input, args.output, options, args.workers, overwrite=args.overwrite,
+                        show_progress=not args.noprogress)
     totals = report["totals"]
     sys.stderr.write(json.dumps(totals) + "\n")
     return 0 if totals["with_frames"] else 1

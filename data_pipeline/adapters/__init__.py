@@ -60,6 +60,8 @@ def _add_common(parser: cli.ArgumentParser) -> None:
                         help="most frames a label file may differ from its video by (more fails that video)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo outputs made with other options (default: refuse such a run)")
+    parser.add_argument("--noprogress", action="store_true",
+                        help="no progress bar over frames (there is none when stderr is not a terminal)")
 
 
 def _parser() -> cli.ArgumentParser:
@@ -91,7 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # User mistakes raise ValueError / FileNotFoundError: `cli.run` prints one line and exits 2.
     manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
                              [s for s in args.splits.split(",") if s], max_label_gap=args.max_label_gap,
-                             overwrite=args.overwrite, run_tasks=run_tasks)
+                             overwrite=args.overwrite, run_tasks=run_tasks, show_progress=not args.noprogress)
     sys.stderr.write(json.dumps(manifest["totals"]) + "\n")
     done = [e for e in manifest["videos"] if e["status"] in preprocess.DONE
             or e.get("previous_status") in preprocess.DONE]

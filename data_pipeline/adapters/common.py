@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from data_pipeline import align, annotations, decode, detect, preprocess, schema, splits
+from data_pipeline import progress as progress_bar  # `progress` is write_items's line stream.
 
 LANDMARK_MODES = ("auto", "dlib", "none")
 
@@ -428,12 +429,14 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
                 progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
-                overwrite: bool = False, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
+                overwrite: bool = False, run_tasks=preprocess.run_tasks,
+                show_progress: bool = True) -> Dict[str, Any]:
     """Check subject independence and earlier options, write every item, and write DIR/manifest.json
     (merged per video: a run on some splits keeps the other videos' entries).
 
     `run_tasks`: `preprocess.run_tasks` (a process pool) or a function of the
     same signature, e.g. `beam_preprocess.run_tasks` bound to pipeline options.
+    show_progress: a bar over frames (`progress.FrameProgress`) on a terminal.
     """
     if max_label_gap < 0:
         raise ValueError(f"max_label_gap must be >= 0, got {max_label_gap!r}")
@@ -452,15 +455,19 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     start = time.perf_counter()
     tasks = [(item, output_dir, options, landmarks, max_label_gap, overwrite) for item in items]
     entries = []
+    frames = progress_bar.FrameProgress(dataset or "adapter", len(tasks), show_progress)
 
     def show(entry):
         entries.append(entry)
+        if entry["status"] != "skipped":  # Shipped frames are not decoded: their written ones count.
+            frames.input_done(entry.get("frames_decoded", entry.get("frames_written", 0)))
         if progress is not None:
             detail = entry.get("error") or f"{entry.get('frames_written', 0)} frames written"
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {entry['video_id']}: {detail}\n")
             progress.flush()
 
-    run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
+    with progress_bar.active(frames):
+        run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
     totals = {status: sum(e["status"] == status for e in entries)
@@ -493,7 +500,7 @@ class Adapter:
               options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
               workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
               progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
-              overwrite: bool = False, run_tasks=preprocess.run_tasks) -> Dict[str, Any]:
+              overwrite: bool = False, run_tasks=preprocess.run_tasks, show_progress: bool = True) -> Dict[str, Any]:
         """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
         items = self.discover(root)
         if only_splits:
@@ -502,7 +509,7 @@ class Adapter:
                 raise ValueError(f"{root}: no {self.name} videos in splits {sorted(unknown)}")
             items = [item for item in items if item.split in only_splits]
         return write_items(items, output_dir, options, workers, landmarks, self.name, progress, max_label_gap,
-                           overwrite, run_tasks)
+                           overwrite, run_tasks, show_progress)
 
 
 # ---------------------------------------------------------------- file helpers
