@@ -43,13 +43,9 @@ from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOpti
                                                   StandardOptions)
 
 from data_pipeline import decode, preprocess, schema
+from data_pipeline.record_io import is_remote  # Such paths go through Beam's FileSystems.
 
 _GLOB_CHARACTERS = "*?["
-
-
-def is_remote(path: str) -> bool:
-    """A path with a scheme (gs://, hdfs://, s3://): handled by Beam's FileSystems, not `os`."""
-    return "://" in path
 
 
 def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOptions:

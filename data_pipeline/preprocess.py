@@ -160,14 +160,7 @@ def face_models(options: PreprocessOptions, detector_threads: int = 1):
 
 def encode_crop(crop: np.ndarray, options: PreprocessOptions) -> bytes:
     """An aligned uint8 RGB crop as JPEG or PNG bytes (`options.image_format`)."""
-    bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
-    if options.image_format == "jpeg":
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
-    else:
-        ok, data = cv2.imencode(".png", bgr)
-    if not ok:
-        raise RuntimeError(f"OpenCV failed to encode a {crop.shape} crop as {options.image_format}")
-    return data.tobytes()
+    return schema.encode_image(crop, options.image_format, options.jpeg_quality)
 
 
 def _take(values, index: np.ndarray, fill, dtype, width: Optional[int] = None):

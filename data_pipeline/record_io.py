@@ -87,13 +87,14 @@ def tfrecord_frame(data: bytes) -> bytes:
     return length + _masked_crc(length) + data + _masked_crc(data)
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path
+def is_remote(path: str) -> bool:
+    """A path with a scheme (gs://, hdfs://, s3://): not for `os` and `open`."""
+    return "://" in path
 
 
 def write_tfrecords(path: str, serialized: Iterable[bytes], compress: bool = False) -> None:
     """Writes the records to `path`, gzip-compressed (TensorFlow's "GZIP") when `compress`."""
-    if _is_local(path):
+    if not is_remote(path):
         raw = open(path, "wb")
     else:
         from data_pipeline.lazy_tensorflow import tf
@@ -112,7 +113,7 @@ def write_tfrecords(path: str, serialized: Iterable[bytes], compress: bool = Fal
 
 def rename(source: str, target: str) -> None:
     """Replaces `target` by `source` (atomic on a local file system)."""
-    if _is_local(source) and _is_local(target):
+    if not (is_remote(source) or is_remote(target)):
         os.replace(source, target)
     else:
         from data_pipeline.lazy_tensorflow import tf

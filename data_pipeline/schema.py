@@ -130,8 +130,8 @@ def encode_image(image: np.ndarray, image_format: str = "jpeg", quality: int = 9
     else:
         raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
     ok, encoded = cv2.imencode("." + image_format, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {image.shape} image as {image_format}")
+    if not ok:  # Not the image's fault (it was checked): a RuntimeError, not a bad-input ValueError.
+        raise RuntimeError(f"OpenCV failed to encode a {image.shape} image as {image_format}")
     return encoded.tobytes()
 
 
