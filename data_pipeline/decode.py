@@ -140,7 +140,9 @@ def _declared_duration(container, stream) -> Optional[float]:
     return None
 
 
-def _pyav_frames(path: str):
+def _pyav_frames(path: str, convert_from: float = -np.inf):
+    """(RGB image, index, time) of every source frame; frames before `convert_from` seconds
+    are decoded (their indices count) but not converted, their image is None."""
     import av  # Imported lazily: worker processes that only read images skip it.
 
     try:
@@ -163,7 +165,8 @@ def _pyav_frames(path: str):
                     time = index / _as_fraction(rate)
                 start = time if start is None else start
                 end = time
-                yield frame.to_ndarray(format="rgb24"), index, fractions.Fraction(time - start)
+                time = fractions.Fraction(time - start)
+                yield frame.to_ndarray(format="rgb24") if time >= convert_from else None, index, time
         except av.error.FFmpegError as error:
             raise DecodeError(f"{path}: decoding failed: {error}") from error
         if declared and start is not None:
@@ -196,12 +199,12 @@ def _opencv_frames(path: str):
         raise DecodeError(f"{path}: OpenCV decoded no frames")
 
 
-def _video_frames(path: str):
+def _video_frames(path: str, convert_from: float = -np.inf):
     """PyAV first; OpenCV only if PyAV cannot open the file or yields nothing."""
     pyav_error = None
     produced = 0
     try:
-        for item in _pyav_frames(path):
+        for item in _pyav_frames(path, convert_from):
             produced += 1
             yield item
     except DecodeError as error:
@@ -226,18 +229,44 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def decode(path: str, fps: Optional[float] = 30.0) -> Iterator[Frame]:
+def decode(path: str, fps: Optional[float] = 30.0, start: float = 0.0,
+           stop: Optional[float] = None) -> Iterator[Frame]:
     """Frames of a video file (resampled to `fps`), or the one frame of an image.
 
+    start / stop: only the output frames with start <= time < stop (seconds;
+    one time chunk of a long video, `chunks.plan`). The video is still decoded
+    from its first frame, so source indices and times are exactly those of a
+    whole decode (a seek lands on a key frame whose index the container need
+    not know); frames more than a second before `start` skip the RGB conversion.
     Raises `DecodeError` (possibly after yielding frames, for a file corrupt
     part way through) naming `path`.
     """
     if not os.path.isfile(path):
         raise DecodeError(f"{path}: no such file")
     if is_image(path):
-        yield Frame(read_image(path), 0, 0.0, 0.0)
+        if start <= 0.0 and (stop is None or stop > 0.0):
+            yield Frame(read_image(path), 0, 0.0, 0.0)
         return
-    yield from resample(_video_frames(path), fps)
+    for frame in resample(_video_frames(path, start - 1.0 if start > 0 else -np.inf), fps):
+        if stop is not None and frame.time >= stop:
+            return
+        if frame.time >= start:
+            yield frame
+
+
+def declared_seconds(path: str) -> Optional[float]:
+    """A video's duration from its header (None when unknown, unreadable, or an image)."""
+    if is_image(path):
+        return None
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return None
+            return _declared_duration(container, container.streams.video[0])
+    except (av.error.FFmpegError, OSError):
+        return None
 
 
 def list_inputs(path: str):

@@ -6,9 +6,10 @@ faces of the same person are within 0.6 (Euclidean) of each other on LFW
 (99.38 % accuracy at that threshold, dlib's documentation). A face is given
 the id of the person whose mean descriptor is nearest, if within
 `max_distance`, else a new id. Ids count from 0 in order of first appearance.
+Banks of consecutive chunks of one video join by `absorb` (`face_pass.merge`).
 """
 
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
@@ -67,6 +68,38 @@ class IdentityBank:
         self._sums[person] += vector
         self._counts[person] += 1
         return True
+
+    def state(self) -> Tuple[List[np.ndarray], List[int]]:
+        """(descriptor sums, counts) per person: what `absorb` takes (picklable, unlike the bank)."""
+        return [s.copy() for s in self._sums], list(self._counts)
+
+    def absorb(self, sums: List[np.ndarray], counts: List[int]) -> List[int]:
+        """Join the persons of another bank's `state` (a later chunk of the same video) -> their ids here.
+
+        Each is matched to the nearest person here not already matched (one
+        person is never two of the other bank's), if within `max_distance`,
+        else added as a new person; pairs are taken nearest first.
+        """
+        ids = [-1] * len(sums)
+        if self._sums and sums:
+            theirs = np.stack([s / c for s, c in zip(sums, counts)])
+            distances = np.linalg.norm(theirs[:, None] - self._centres()[None], axis=2)
+            for flat in np.argsort(distances, axis=None):
+                mine, ours = divmod(int(flat), distances.shape[1])
+                if distances[mine, ours] > self.max_distance:
+                    break
+                if ids[mine] < 0 and ours not in ids:
+                    ids[mine] = ours
+            for mine, ours in enumerate(ids):
+                if ours >= 0:
+                    self._sums[ours] = self._sums[ours] + sums[mine]
+                    self._counts[ours] += counts[mine]
+        for mine in range(len(sums)):
+            if ids[mine] < 0:
+                self._sums.append(np.array(sums[mine], np.float64))
+                self._counts.append(int(counts[mine]))
+                ids[mine] = len(self._sums) - 1
+        return ids
 
     @property
     def persons(self) -> int:

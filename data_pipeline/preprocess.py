@@ -61,12 +61,13 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from data_pipeline import align, background, cli, decode, detect, identity, schema, track
+from data_pipeline import align, chunks, cli, decode, detect, face_pass, schema
 from data_pipeline import progress as progress_bar  # `progress` is preprocess()'s line stream.
 from data_pipeline import audio as audio_features  # `audio` is an option.
 
@@ -139,28 +140,8 @@ class PreprocessOptions:
                                                 scale=self.audio_scale, normalization=self.audio_normalization)
 
 
-# dlib models per process: loading the shape predictor takes about a second.
-_MODELS: Dict[Tuple, Any] = {}
-
-
-def face_models(options: PreprocessOptions, detector_threads: int = 1):
-    """(detector, landmarker) of `options`, loaded once per process.
-
-    detector_threads: see `detect.FaceDetector`; `preprocess` gives a single
-    input every worker's core, as the pool would have used them.
-    """
-    key = (options.detector, options.upsample, options.score_threshold, detector_threads)  # Stateless across videos.
-    if key not in _MODELS:
-        if "landmarks" not in _MODELS:
-            _MODELS["landmarks"] = detect.LandmarkDetector()
-        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold,
-                                           detector_threads)
-    return _MODELS[key], _MODELS["landmarks"]
-
-
-def encode_crop(crop: np.ndarray, options: PreprocessOptions) -> bytes:
-    """An aligned uint8 RGB crop as JPEG or PNG bytes (`options.image_format`)."""
-    return schema.encode_image(crop, options.image_format, options.jpeg_quality)
+# Re-exported: the adapters and predict use the same models and encoding.
+face_models, encode_crop = face_pass.face_models, face_pass.encode_crop
 
 
 def _take(values, index: np.ndarray, fill, dtype, width: Optional[int] = None):
@@ -206,17 +187,10 @@ def _segments(count: int, size: int):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def _prefetched(frames, depth: int = 16):
-    """`frames` decoded in a background thread, `depth` ahead: FFmpeg decodes without the
-    GIL, so decoding overlaps the face work on a second core."""
-    return background.in_background(frames, depth, "affnet-decode")
-
-
-
 def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), labels=None,
                   video_id: Optional[str] = None, subject_id: str = "",
                   source_path: Optional[str] = None,
-                  detector_threads: int = 1) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
+                  cores: int = 1) -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
     """One video or image -> (records of its written tracks/segments, report dict).
 
     `labels`: see `_label_columns`. Raises `decode.DecodeError` naming the file
@@ -239,58 +213,23 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
             raise audio_features.NoAudioError(f"{error} ({hint})") from error
         if track_audio is not None:
             spec = audio_features.spectrogram_frames(track_audio.samples, config)
-    detector, landmarker = face_models(options, detector_threads)
-    # Person ids by face descriptor only when more than the largest face is kept.
-    identities = identity.IdentityBank() if options.track != "largest" else None
-    follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
-    tracker = detect.FaceTracker(options.track, options.iou_threshold)
+    spans = chunks.plan(path, cores)
+    if len(spans) > 1:
+        found = chunks.run(path, options, spans)
+    else:
+        found = face_pass.run(path, options, detector_threads=cores)
+    for truncation in found.truncations:  # Seen by the caller's `decode.collect_truncations`.
+        warnings.warn(decode.TruncatedVideo(path, truncation["source_frames_decoded"], truncation["reason"]))
     video_id = video_id or os.path.splitext(os.path.basename(path))[0]
-    kept = collections.defaultdict(list)
-    dropped = collections.Counter()
-    decoded = with_face = 0
-    width = height = 0
-    cache_index, cache = None, None
-    first_time = last_time = 0.0
-    for number, frame in enumerate(_prefetched(decode.decode(path, options.fps))):
-        decoded += 1
-        progress_bar.frame_done()
-        first_time = frame.time if number == 0 else first_time
-        last_time = frame.time
-        height, width = frame.image.shape[:2]
-        if frame.source_index != cache_index:
-            # Up-sampling repeats a source frame: follow, landmark and align it once.
-            # Tracking still sees every output frame so gaps are counted in output frames.
-            faces = follower(frame.image)
-            aligned = {}
-            cache_index, cache = frame.source_index, (faces, aligned)
-        faces, aligned = cache
-        if not faces:
-            dropped["no_face"] += 1
-            continue
-        with_face += 1
-        detections = [detect.Detection(face.box, 1.0) for face in faces]
-        persons = {face.box: (face.person, face.points) for face in faces}
-        for track_id, detection in tracker.update(number, detections,
-                                                  [persons[d.box][0] for d in detections]):
-            if detection.box not in aligned:
-                try:
-                    crop, points_crop, matrix = align.align_face(
-                        frame.image, persons[detection.box][1], options.crop_size, options.alignment)
-                    aligned[detection.box] = (encode_crop(crop, options), points_crop, matrix)
-                except ValueError:
-                    aligned[detection.box] = None
-            if aligned[detection.box] is None:
-                dropped["landmarks_failed"] += 1
-                continue
-            kept[track_id].append(aligned[detection.box] + (frame.source_index, frame.time))
-
+    decoded, width, height = found.decoded, found.width, found.height
     fps = float(options.fps)
     if not fps:  # Source frames kept: their mean rate.
+        first_time, last_time = found.first_time or 0.0, found.last_time or 0.0
         fps = (decoded - 1) / (last_time - first_time) if last_time > first_time else 30.0
     records = []
     tracks = []
-    for track_id in tracker.kept_tracks():
-        rows = kept.get(track_id, [])
+    for track_id in face_pass.kept_tracks(found, options.track, options.iou_threshold):
+        rows = found.rows.get(track_id, [])
         tracks.append({"track_id": int(track_id), "frames": len(rows)})
         track_name = f"{video_id}_face{track_id}" if options.track == "all" else video_id
         for k, (lo, hi) in enumerate(_segments(len(rows), options.segment_frames)):
@@ -318,14 +257,15 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
                 **columns))
     report = {
         "frames_decoded": decoded,
-        "frames_with_face": with_face,
+        "frames_with_face": found.with_face,
         "frames_written": sum(r.num_frames for r in records),
-        "dropped": dict(dropped),
+        "dropped": found.dropped,
         "tracks": tracks,
         "records": len(records),
-        "detections_run": follower.detections_run,
-        "scene_cuts": follower.scene_cuts,
-        "persons": identities.persons if identities is not None else None,
+        "detections_run": found.detections_run,
+        "scene_cuts": found.scene_cuts,
+        "persons": len(found.persons[0]) if found.persons is not None else None,
+        "chunks": len(spans),
         "seconds": round(time.perf_counter() - start, 3),
     }
     if options.audio:
@@ -392,7 +332,7 @@ def describe_changes(changes: Dict[str, Tuple[Any, Any]]) -> str:
 
 
 def process_file(source: str, relative: str, output_dir: str, options: PreprocessOptions,
-                 overwrite: bool = False, detector_threads: int = 1) -> Dict[str, Any]:
+                 overwrite: bool = False, cores: int = 1) -> Dict[str, Any]:
     """Process one input into its output file; never raises for a bad input.
 
     Returns the input's report: status "ok", "truncated" (the video ends
@@ -421,7 +361,7 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
     try:
         with decode.collect_truncations() as truncations:
             records, report = process_video(source, options, video_id=video_id, source_path=relative,
-                                            detector_threads=detector_threads)
+                                            cores=cores)
     except decode.DecodeError as error:
         failed = {**entry, "status": "failed", "error": str(error), "frames_decoded": 0,
                   "frames_with_face": 0, "frames_written": 0}
@@ -554,9 +494,9 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
         raise ValueError(f"{input_path}: no video or image files in this folder (looked for "
                          f"{', '.join(decode.VIDEO_EXTENSIONS + decode.IMAGE_EXTENSIONS)})")
     root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
-    # One input runs in this process: its detector may use the cores a pool would have.
-    detector_threads = min(workers, os.cpu_count() or 1) if len(inputs) == 1 else 1
-    tasks = [(path, os.path.relpath(path, root), output_dir, options, overwrite, detector_threads)
+    # One input runs in this process: it may use the cores a pool would have (`chunks`).
+    cores = min(workers, os.cpu_count() or 1) if len(inputs) == 1 else 1
+    tasks = [(path, os.path.relpath(path, root), output_dir, options, overwrite, cores)
              for path in inputs]
     previous_report = read_report(output_dir)
     if not overwrite:

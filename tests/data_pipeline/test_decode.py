@@ -123,7 +123,7 @@ def test_opencv_fallback_when_pyav_cannot_open(tmp_path, monkeypatch):
     path = str(tmp_path / "clip.mp4")
     decode.write_video(path, _gray_frames(10), fps=25)
 
-    def refuse(p):
+    def refuse(p, convert_from=None):
         raise decode.DecodeError(f"{p}: cannot open with PyAV: simulated")
         yield  # pragma: no cover - makes this a generator like the real one.
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import align, decode, face_scenes, preprocess, schema
+from data_pipeline import align, chunks, decode, face_scenes, preprocess, schema
 
 OLD = preprocess.PreprocessOptions(detector="hog", upsample=0, detect_every=1)
 
@@ -110,7 +110,7 @@ def test_the_larger_turned_person_of_a_two_person_photo_is_written(tmp_path):
     assert not old_right
 
 
-def test_identities_survive_a_shot_cut_and_a_gap_and_track_all_writes_each_person(tmp_path):
+def test_identities_survive_a_shot_cut_and_a_gap_and_track_all_writes_each_person(tmp_path, monkeypatch):
     """Shots: astronaut (1 s), Grace Hopper (1 s), nobody (0.5 s), astronaut elsewhere (1 s),
     both (1 s). One id per person throughout."""
     frames, truth, people = [], [], []
@@ -152,6 +152,12 @@ def test_identities_survive_a_shot_cut_and_a_gap_and_track_all_writes_each_perso
     old, _ = preprocess.process_video(path, preprocess.PreprocessOptions(
         detector="hog", upsample=0, detect_every=1, track="all"))
     assert sum(r.num_frames for r in old) < 0.5 * 150
+    # Cut in two time chunks (at frame 68, in the empty shot) on two processes, the
+    # astronaut of the second chunk is matched to the first chunk's by descriptor.
+    monkeypatch.setattr(chunks, "MIN_CHUNK_SECONDS", 2.0)
+    split, report = preprocess.process_video(path, preprocess.PreprocessOptions(track="all"), cores=2)
+    assert report["chunks"] == 2 and report["persons"] == 2
+    assert sorted(r.num_frames for r in split) == sorted(by_person.values())
 
 
 @pytest.mark.parametrize("extension", [".ppm", ".pgm", ".bmp", ".tif", ".TIFF", ".webp", ".png", ".JPG"])

@@ -1,0 +1,171 @@
+"""The face work on a video's frames, or on one time chunk of them, and the merge of chunks.
+
+`run` decodes frames `start <= time < stop`, follows the faces
+(`track.FaceFollower`: detection every k frames, landmark tracking between),
+groups them into tracks (`detect.FaceTracker`), aligns and encodes every
+kept face, and returns a `FacePass`: the rows to write per track plus the
+counts and person descriptors needed to join it to its neighbours. `merge`
+joins the passes of consecutive chunks of one video (`chunks.py` runs them in
+parallel): rows are concatenated in time order, and the persons of each chunk
+are matched to those seen before by their mean dlib face descriptor
+(`identity.IdentityBank.absorb`), so a person keeps one id across chunk
+boundaries as across shot cuts. Each chunk starts with a detection, so its
+first frame is found as any re-detected frame is.
+"""
+
+import collections
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from data_pipeline import align, decode, detect, identity, schema, track
+from data_pipeline import progress as progress_bar
+
+
+@dataclasses.dataclass
+class FacePass:
+    """What one pass over (part of) a video found.
+
+    rows: track id -> [(encoded crop, (68, 2) crop landmarks, (2, 3) alignment,
+    source index, time)] in time order; track_frames / track_areas: the
+    tracker's per-track counts (main track = most frames); persons: the
+    identity bank's (sums, counts) (None in mode "largest"); truncations: the
+    `decode.TruncatedVideo` reports met.
+    """
+
+    rows: Dict[int, List[tuple]]
+    track_frames: Dict[int, int]
+    track_areas: Dict[int, float]
+    persons: Optional[Tuple[List[np.ndarray], List[int]]]
+    decoded: int = 0
+    with_face: int = 0
+    dropped: Dict[str, int] = dataclasses.field(default_factory=dict)
+    width: int = 0
+    height: int = 0
+    first_time: Optional[float] = None
+    last_time: Optional[float] = None
+    detections_run: int = 0
+    scene_cuts: int = 0
+    truncations: List[dict] = dataclasses.field(default_factory=list)
+
+
+# dlib models per process: loading the shape predictor takes about a second.
+_MODELS: Dict[Tuple, Any] = {}
+
+
+def face_models(options, detector_threads: int = 1):
+    """(detector, landmarker) of `options` (`preprocess.PreprocessOptions`), loaded once per process.
+
+    detector_threads: see `detect.FaceDetector`; a lone input too short to
+    split into chunks gets every core this way.
+    """
+    key = (options.detector, options.upsample, options.score_threshold, detector_threads)  # Stateless across videos.
+    if key not in _MODELS:
+        if "landmarks" not in _MODELS:
+            _MODELS["landmarks"] = detect.LandmarkDetector()
+        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold,
+                                           detector_threads)
+    return _MODELS[key], _MODELS["landmarks"]
+
+
+def encode_crop(crop: np.ndarray, options) -> bytes:
+    """An aligned uint8 RGB crop as JPEG or PNG bytes (`options.image_format`)."""
+    return schema.encode_image(crop, options.image_format, options.jpeg_quality)
+
+
+def _prefetched(frames, depth: int = 16):
+    """`frames` decoded in a background thread, `depth` ahead: FFmpeg decodes without the
+    GIL, so decoding overlaps the face work on a second core."""
+    from data_pipeline import background
+
+    return background.in_background(frames, depth, "affnet-decode")
+
+
+def run(path: str, options, start: float = 0.0, stop: Optional[float] = None, detector_threads: int = 1) -> FacePass:
+    """The face work on frames start <= time < stop of `path` (`preprocess.PreprocessOptions`)."""
+    detector, landmarker = face_models(options, detector_threads)
+    # Person ids by face descriptor only when more than the largest face is kept.
+    identities = identity.IdentityBank() if options.track != "largest" else None
+    follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
+    tracker = detect.FaceTracker(options.track, options.iou_threshold)
+    kept = collections.defaultdict(list)
+    dropped = collections.Counter()
+    result = FacePass({}, {}, {}, None)
+    cache_index, cache = None, None
+    with decode.collect_truncations() as truncations:
+        for number, frame in enumerate(_prefetched(decode.decode(path, options.fps, start, stop))):
+            result.decoded += 1
+            progress_bar.frame_done()
+            result.first_time = frame.time if number == 0 else result.first_time
+            result.last_time = frame.time
+            result.height, result.width = frame.image.shape[:2]
+            if frame.source_index != cache_index:
+                # Up-sampling repeats a source frame: follow, landmark and align it once.
+                # Tracking still sees every output frame so gaps are counted in output frames.
+                faces = follower(frame.image)
+                cache_index, cache = frame.source_index, (faces, {})
+            faces, aligned = cache
+            if not faces:
+                dropped["no_face"] += 1
+                continue
+            result.with_face += 1
+            detections = [detect.Detection(face.box, 1.0) for face in faces]
+            persons = {face.box: (face.person, face.points) for face in faces}
+            for track_id, detection in tracker.update(number, detections,
+                                                      [persons[d.box][0] for d in detections]):
+                if detection.box not in aligned:
+                    try:
+                        crop, points_crop, matrix = align.align_face(
+                            frame.image, persons[detection.box][1], options.crop_size, options.alignment)
+                        aligned[detection.box] = (encode_crop(crop, options), points_crop, matrix)
+                    except ValueError:
+                        aligned[detection.box] = None
+                if aligned[detection.box] is None:
+                    dropped["landmarks_failed"] += 1
+                    continue
+                kept[track_id].append(aligned[detection.box] + (frame.source_index, frame.time))
+    result.rows = dict(kept)
+    result.track_frames, result.track_areas = dict(tracker.frames), dict(tracker.areas)
+    result.persons = identities.state() if identities is not None else None
+    result.dropped = dict(dropped)
+    result.detections_run, result.scene_cuts = follower.detections_run, follower.scene_cuts
+    result.truncations = [t.report() for t in truncations]
+    return result
+
+
+def merge(passes: List[FacePass]) -> FacePass:
+    """One `FacePass` of consecutive chunks' passes (in time order); persons matched by descriptor."""
+    merged = passes[0]
+    bank = identity.IdentityBank()
+    if merged.persons is not None:
+        bank.absorb(*merged.persons)
+    for later in passes[1:]:
+        # Chunk person id -> merged id (identity when there are no persons: mode "largest", track 0).
+        ids = bank.absorb(*later.persons) if later.persons is not None else None
+        for track_id, rows in later.rows.items():
+            merged.rows.setdefault(ids[track_id] if ids else track_id, []).extend(rows)
+        for track_id, count in later.track_frames.items():
+            key = ids[track_id] if ids else track_id
+            merged.track_frames[key] = merged.track_frames.get(key, 0) + count
+            merged.track_areas[key] = merged.track_areas.get(key, 0.0) + later.track_areas[track_id]
+        merged.decoded += later.decoded
+        merged.with_face += later.with_face
+        merged.dropped = dict(collections.Counter(merged.dropped) + collections.Counter(later.dropped))
+        merged.width, merged.height = merged.width or later.width, merged.height or later.height
+        if later.decoded:
+            merged.first_time = later.first_time if merged.first_time is None else merged.first_time
+            merged.last_time = later.last_time
+        merged.detections_run += later.detections_run
+        merged.scene_cuts += later.scene_cuts
+        merged.truncations = merged.truncations or later.truncations
+    if merged.persons is not None:
+        merged.persons = bank.state()
+    return merged
+
+
+def kept_tracks(result: FacePass, mode: str, iou_threshold: float) -> List[int]:
+    """The track ids to write (`detect.FaceTracker.kept_tracks` on the pass's counts)."""
+    tracker = detect.FaceTracker(mode, iou_threshold)
+    tracker.frames, tracker.areas = result.track_frames, result.track_areas
+    return tracker.kept_tracks()
