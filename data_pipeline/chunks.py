@@ -38,12 +38,6 @@ def plan(path: str, cores: int, min_seconds: Optional[float] = None) -> List[Spa
     return [(bounds[k], bounds[k + 1] if k < count - 1 else None) for k in range(count)]
 
 
-def _init_worker():
-    import cv2
-
-    cv2.setNumThreads(1)  # One core per chunk.
-
-
 def _run_span(task) -> face_pass.FacePass:
     path, options, (start, stop) = task
     return face_pass.run(path, options, start, stop)
@@ -57,6 +51,6 @@ def run(path: str, options, spans: List[Span]) -> face_pass.FacePass:
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["data_pipeline.face_pass"])
-    with context.Pool(len(spans), initializer=_init_worker) as pool:
+    with context.Pool(len(spans), initializer=face_pass.init_worker) as pool:
         passes = pool.map(_run_span, [(path, options, span) for span in spans])
     return face_pass.merge(passes)

@@ -15,11 +15,13 @@ first frame is found as any re-detected frame is.
 
 import collections
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
+import cv2
 import numpy as np
 
-from data_pipeline import align, decode, detect, identity, schema, track
+from data_pipeline import align, background, decode, detect, identity, schema, track
 from data_pipeline import progress as progress_bar
 
 
@@ -50,6 +52,12 @@ class FacePass:
     truncations: List[dict] = dataclasses.field(default_factory=list)
 
 
+def init_worker():
+    """Set-up of a process that does face work for a pool (inputs in `preprocess`, spans in `chunks`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # --detector mtcnn imports TensorFlow.
+    cv2.setNumThreads(1)  # Parallelism is across processes; one thread each.
+
+
 # dlib models per process: loading the shape predictor takes about a second.
 _MODELS: Dict[Tuple, Any] = {}
 
@@ -77,8 +85,6 @@ def encode_crop(crop: np.ndarray, options) -> bytes:
 def _prefetched(frames, depth: int = 16):
     """`frames` decoded in a background thread, `depth` ahead: FFmpeg decodes without the
     GIL, so decoding overlaps the face work on a second core."""
-    from data_pipeline import background
-
     return background.in_background(frames, depth, "affnet-decode")
 
 

@@ -54,7 +54,6 @@ Usage:
       [--audio_normalization fixed|per_video] [--audio_missing fail|silence] [--overwrite] [--noprogress]
 """
 
-import collections
 import dataclasses
 import json
 import multiprocessing
@@ -64,7 +63,6 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from data_pipeline import align, chunks, cli, decode, detect, face_pass, schema
@@ -392,11 +390,6 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
     return entry
 
 
-def _worker_init():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cv2.setNumThreads(1)  # Parallelism is across inputs; one thread per worker.
-
-
 def _process_task(task):
     return process_file(*task)
 
@@ -470,7 +463,7 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([preload])
-    with context.Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
+    with context.Pool(min(workers, len(tasks)), initializer=face_pass.init_worker) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)
 

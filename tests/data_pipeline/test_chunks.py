@@ -38,7 +38,7 @@ def test_short_videos_images_and_one_core_are_not_split(talk, tmp_path):
 
 
 def test_chunked_video_writes_the_frames_one_pass_writes(talk, monkeypatch):
-    path, truths = talk
+    path, _ = talk
     single, one = preprocess.process_video(path)
     monkeypatch.setattr(chunks, "MIN_CHUNK_SECONDS", 1.5)
     split, two = preprocess.process_video(path, cores=2)
