@@ -47,10 +47,13 @@ def run(path: str, options, spans: List[Span]) -> face_pass.FacePass:
     """The merged `face_pass.FacePass` of `spans` (`plan`), one process per span.
 
     forkserver as in `preprocess.run_tasks`: a worker forked from this process
-    would inherit its TensorFlow and dlib state, neither fork-safe.
+    would inherit its TensorFlow and dlib state, neither fork-safe. The server
+    itself loads the shape predictor (`landmark_preload`) before forking, so
+    the chunks share one copy. (If this process already started a forkserver,
+    the preload is not applied and each chunk loads its own.)
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["data_pipeline.face_pass"])
+    context.set_forkserver_preload(["data_pipeline.landmark_preload"])
     with context.Pool(len(spans), initializer=face_pass.init_worker) as pool:
         passes = pool.map(_run_span, [(path, options, span) for span in spans])
     return face_pass.merge(passes)

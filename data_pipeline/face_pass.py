@@ -70,11 +70,17 @@ def face_models(options, detector_threads: int = 1):
     """
     key = (options.detector, options.upsample, options.score_threshold, detector_threads)  # Stateless across videos.
     if key not in _MODELS:
-        if "landmarks" not in _MODELS:
-            _MODELS["landmarks"] = detect.LandmarkDetector()
         _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold,
                                            detector_threads)
-    return _MODELS[key], _MODELS["landmarks"]
+    return _MODELS[key], landmarker()
+
+
+def landmarker() -> detect.LandmarkDetector:
+    """This process's dlib shape predictor, loaded on first use (or by `landmark_preload`)."""
+    if "landmarks" not in _MODELS:
+        _MODELS["landmarks"] = detect.LandmarkDetector()
+        _MODELS["landmarks"].load()
+    return _MODELS["landmarks"]
 
 
 def encode_crop(crop: np.ndarray, options) -> bytes:

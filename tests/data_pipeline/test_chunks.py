@@ -1,5 +1,8 @@
 """One video in time chunks on several processes: same frames, same persons as one pass."""
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -62,3 +65,29 @@ def test_absorb_matches_a_later_chunks_persons_by_descriptor():
     assert bank.persons == 3
     sums, counts = bank.state()
     assert counts == [5, 2, 1] and np.allclose(sums[0] / counts[0], a)
+
+
+# A fresh interpreter: this test process may already run a forkserver (started
+# by earlier tests without the preload), and a started server ignores it.
+_CHECK_PRELOAD = """
+import multiprocessing
+
+def loaded_at_start():
+    from data_pipeline import face_pass
+    model = face_pass._MODELS.get("landmarks")
+    return model is not None and model._model is not None
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data_pipeline.landmark_preload"])
+    with context.Pool(1) as pool:
+        print(pool.apply(loaded_at_start))
+"""
+
+
+def test_chunk_processes_fork_with_the_shape_predictor_already_loaded(tmp_path):
+    script = tmp_path / "check_preload.py"
+    script.write_text(_CHECK_PRELOAD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"
