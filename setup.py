@@ -47,7 +47,8 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
     # BlazeFace weights (data_pipeline/weights/README.md says why they are copied).
-    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"]},
+    # The paper configurations (`affnet/configs/*.flags`), so an installed wheel runs them by name.
+    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"], "affnet": ["configs/*.flags"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

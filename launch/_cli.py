@@ -16,6 +16,8 @@ cli.silence_tensorflow()  # On import: the scripts import this module before any
 
 from absl import app, flags  # noqa: E402
 
+from affnet import configs  # noqa: E402
+
 HELP_FLAGS = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort", "--helpfull", "-helpfull",
               "--helpxml", "-helpxml")
 
@@ -26,7 +28,10 @@ def asks_for_help(argv: Sequence[str]) -> bool:
 
 def _parse_flags(argv):
     try:
-        return flags.FLAGS(argv)
+        # Flagfiles by bare name resolve to the shipped configurations (`affnet.configs`).
+        return flags.FLAGS(configs.expand_flagfiles(argv))
+    except (FileNotFoundError, ValueError) as error:
+        cli.report_and_exit(error)
     except flags.Error as error:
         cli.report_and_exit(error)
     except SystemExit as exit_request:

@@ -26,7 +26,9 @@ from absl import app, flags  # noqa: E402
 
 import train as train_script  # noqa: E402  (defines the training flags)
 
-DEMO_FLAGS = os.path.join(_paths.ROOT, "demo.flags")
+from affnet import configs  # noqa: E402
+
+DEMO_FLAGS = configs.path("demo.flags")
 
 # 48, not 24: with 16 training subjects the arousal CCC on held-out subjects
 # ranged 0.62-0.71 between runs; 32 training subjects gave 0.78.

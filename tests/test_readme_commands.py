@@ -17,6 +17,7 @@ import sys
 import pytest
 from real_videos import FRAMES, write_abaw_release
 
+from affnet import configs
 from data_pipeline import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +71,7 @@ def _substitute_value(token, substitutions):
 def _test_size_flagfile(directory, name):
     """Copies of `name` and the flagfiles it nests, with the test-size settings appended to `name`."""
     for flagfile in ("common.flags", name):
-        shutil.copy(os.path.join(ROOT, flagfile), directory / flagfile)
+        shutil.copy(configs.path(flagfile), directory / flagfile)
     with open(directory / name, "a") as f:
         f.write("\n".join(["# Test size (tests/test_readme_commands.py)."] + TEST_SIZE) + "\n")
     return name
@@ -105,7 +106,6 @@ def test_checkpoints_readme_three_commands(tmp_path):
 
     The checkpoint is the authors' graph (`tests/weights/tf1_reference.py`, tf.compat.v1) at 1/16 width, saved in
     the released folder layout; the test-size overrides are appended to the convert and export lines."""
-    sys.path.insert(0, os.path.join(ROOT, "tests", "weights"))  # tf1_reference lives beside the weight tests.
     import numpy as np
     import tf1_reference
 

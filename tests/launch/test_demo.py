@@ -1,8 +1,11 @@
-"""A shortened demo end to end, through the launch scripts as a user runs them:
+"""A shortened demo end to end, as a user runs it from the installed package:
+the wheel built from this checkout is installed into a fresh environment, and
+`affnet-demo` runs in an empty folder (its configuration ships in the wheel):
 synthesise -> train -> checkpoint -> resume (the step continues) -> evaluate ->
 export (SavedModel loaded by a fresh Python that imports only tensorflow gives
 the in-memory model's outputs) -> predict on a synthetic video (dlib detects
-the rendered faces)."""
+the rendered faces). `affnet-train --flagfile=affwild2.flags` from that folder
+finds the shipped configuration and stops at its "where is the data" message."""
 
 import csv
 import json
@@ -13,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from helpers import launch_script as _launch
 from helpers import subprocess_env as _env
 
@@ -41,10 +45,51 @@ print(sorted(sys.modules.keys() & {"affnet", "data_pipeline"}))
 """
 
 
+def _install_wheel(tmp_path):
+    """A fresh virtual environment holding the wheel of this checkout (no editable
+    install, no repository on the path); the test environment's site-packages give it
+    TensorFlow and the other requirements without a second download."""
+    import site
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), ROOT], check=True, capture_output=True, timeout=300)
+    env_dir = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    python = str(env_dir / "bin" / "python")
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(purelib, "test_requirements.pth"), "w") as f:
+        f.write("\n".join(site.getsitepackages() + [sysconfig.get_paths()["purelib"]]) + "\n")
+    wheel = [str(p) for p in (tmp_path / "dist").iterdir() if p.name.endswith(".whl")]
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", *wheel], check=True,
+                   capture_output=True, timeout=300)
+    return env_dir / "bin"
+
+
+def _installed(bin_dir, cwd, command, *args):
+    """Run an installed console script in `cwd` (not the repository); the CompletedProcess."""
+    env = _env()
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([str(bin_dir / command), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
 @pytest.mark.slow
 def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
+    bin_dir = _install_wheel(tmp_path)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    where = subprocess.run([str(bin_dir / "python"), "-c", "import affnet.configs; print(affnet.configs.__file__)"],
+                           cwd=empty, capture_output=True, text=True, env=dict(_env(), PYTHONPATH=""))
+    assert where.returncode == 0 and not where.stdout.startswith(ROOT), where  # The wheel, not this checkout.
+    train = _installed(bin_dir, empty, "affnet-train", "--flagfile=affwild2.flags")
+    assert train.returncode == 2 and os.path.join(str(empty), "data", "affwild2", "train") in train.stderr, train
+
     workdir = str(tmp_path / "demo")
-    first = _launch("demo.py", f"--workdir={workdir}", "--train_steps=2", *TINY)
+    done = _installed(bin_dir, empty, "affnet-demo", f"--workdir={workdir}", "--train_steps=2", *TINY)
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+    first = done.stdout
     assert "generating the synthetic set" in first
     predicted = json.load(open(os.path.join(workdir, "demo.json")))["predict"]
     assert predicted["frames"] == 90 and predicted["face_rows"] >= 80, predicted  # The astronaut is found.

@@ -9,13 +9,11 @@ guarantee, and this module tests the plumbing, not generalisation."""
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-sys.path.insert(0, os.path.dirname(__file__))
 from test_demo import TINY, _launch  # noqa: E402
 
 from affnet.evaluation import decision_fusion, metrics, postprocess  # noqa: E402

@@ -47,11 +47,12 @@ def test_every_setting_is_declared_once_with_help_in_a_group():
 _FLAGS_PROBE = """
 import json, sys
 sys.argv = ["train"]
-sys.path.insert(0, "launch")
-import train
+from launch import train
 from absl import flags
 from affnet.training import config as config_lib
-flags.FLAGS(["train", "--flagfile=facebehaviornet.flags", "--utterance_level=true", "--skip_corrupt_shards"])
+from affnet import configs
+flags.FLAGS(configs.expand_flagfiles(["train", "--flagfile=facebehaviornet.flags", "--utterance_level=true",
+                                    "--skip_corrupt_shards"]))
 defined = {s.flag: [type(flags.FLAGS[s.flag]).__name__, flags.FLAGS[s.flag].default, flags.FLAGS[s.flag].help]
            for s in config_lib.SETTINGS}
 print("RESULT " + json.dumps({"defined": defined, "config": train.config_from_flags().to_dict()}, default=list))

@@ -4,14 +4,12 @@ so checkpoint keys come from the nesting (checkpointing.variable_map). Train ->
 checkpoint -> resume -> export on the tiny synthetic set."""
 
 import os
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
 from test_init_and_resume import _trainer, synthetic_data  # noqa: E402,F401 (fixture)
 from test_loop import _config  # noqa: E402
 

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
 from helpers import ROOT  # noqa: E402
 from helpers import launch_script as _launch  # noqa: E402
 from helpers import subprocess_env as _env  # noqa: E402

@@ -1,14 +1,11 @@
 """The training loop in-process on fixed in-memory data: mixed precision and XLA
 steps, resume from a checkpoint (step and optimizer state), frame models."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(__file__))
 import distributed_run  # noqa: E402
 
 from affnet.training import config as config_lib  # noqa: E402
