@@ -238,12 +238,6 @@ def context_spec():
     }
 
 
-def __getattr__(name):
-    if name == "CONTEXT_SPEC":  # The former constant, for callers that still read it.
-        return context_spec()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def sequence_spec(num_aus: int, spectrogram_dim: int = 0):
     """Feature-list spec; `num_aus` must match the context's `au_names` length."""
     spec = {

@@ -1,7 +1,7 @@
 """Evaluation metrics of the papers: CCC, MSE, Pearson; F1, accuracy, confusion, UAR.
 
-Numpy functions evaluate a whole set at once, as the authors' code does ("CCC once over
-the whole evaluated set", SPEC Sec. 3); the ``Streaming*`` Keras metrics give the same
+Numpy functions evaluate a whole set at once, as the authors' code does (dkollias/OMG_Challenge and
+Aff-Wild-models compute the CCC once over the whole evaluated set); the ``Streaming*`` Keras metrics give the same
 numbers batch by batch, because they accumulate sufficient statistics (never an average
 of per-batch values, which is not the set's CCC).
 
@@ -364,7 +364,7 @@ class _MomentMetric(keras.metrics.Metric):
     constant series exactly) per dimension.
 
     These sufficient statistics make a set's CCC / Pearson / MSE exact however the set
-    is split into batches (SPEC Sec. 3: "CCC once over the whole evaluated set").
+    is split into batches (the authors' code scores the whole evaluated set at once).
     Accumulators are float64 by default (a million frames' sums); pass
     ``accumulator_dtype="float32"`` where float64 is unavailable (TPU).
 

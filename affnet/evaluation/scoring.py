@@ -1,6 +1,6 @@
 """Whole-set evaluation: collect per-frame predictions, score, post-process.
 
-* Scores are computed once over every evaluated frame (SPEC Sec. 3 [code]),
+* Scores are computed once over every evaluated frame (as the authors' public code does),
   also per video: CCC, MSE and Pearson CC per dimension (`affnet.evaluation.metrics`).
 * [MC] Sec. 5.3 / [OMG] post-processing: a median filter over each video's
   per-frame predictions, one window per dimension chosen on validation

@@ -66,7 +66,7 @@ def _spec(reference, paper_ccc=None, **defaults):
 
 
 CONFIGS = {
-    # [AW] Table 4; MSE-trained baseline, 0.15 / 0.10 on Aff-Wild test (SPEC §5).
+    # [AW] Table 4; MSE-trained baseline, 0.15 / 0.10 on Aff-Wild test ([AW] Table 5).
     "cnn_m": _spec("[AW] Sec. 4.1.1, Table 4", (0.15, 0.10), backbone="cnn_m", fc_units=(4096,),
                    dropout=0.0, landmarks=False, fc_init="truncated_normal"),
     # [AW] Table 7 with landmarks (scenario 2); Tables 9-10.

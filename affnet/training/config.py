@@ -10,8 +10,7 @@ A flag's name is its field's name unless the field declares another
 `--data` -> `data.dir`).
 
 The config is written to `<workdir>/flags.json` in the nested form so that
-`evaluate`, `export` and a resumed run rebuild exactly the same model; a flat
-`flags.json` (keys = flag names, written before the groups existed) still loads.
+`evaluate`, `export` and a resumed run rebuild exactly the same model.
 
 Defaults follow [AW2] Sec. IV-A (VGGFACE1-GRU-attention): batch 4 sequences x
 80 frames, Adam, learning rate 1e-3 decayed by 0.97 every 400 steps (staircase).
@@ -369,7 +368,7 @@ class TrainConfig:
     @classmethod
     def from_flat(cls, values: Mapping[str, Any] = None, **settings) -> "TrainConfig":
         """The config from {flag name: value} and/or `flag=value` keywords
-        (absl flags, an old flat flags.json, tests); settings not given keep
+        (absl flags, tests); settings not given keep
         their defaults."""
         values = {**(values or {}), **settings}
         unknown = sorted(set(values) - set(_BY_FLAG))
@@ -416,10 +415,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        """From `to_dict`'s nested form, or the flat form (flag names) of
-        flags.json files written before the groups existed."""
+        """From `to_dict`'s nested form ({group: {field: value}})."""
         if not all(isinstance(v, Mapping) for v in values.values()) or not set(values) <= set(GROUPS):
-            return cls.from_flat(_from_flat_json(values))
+            raise ValueError(f"not the nested form {{group: {{setting: value}}}} with groups {', '.join(GROUPS)}")
         flat = {}
         for group, fields in values.items():
             known = {s.field: s.flag for s in SETTINGS if s.group == group}
@@ -428,16 +426,6 @@ class TrainConfig:
                     raise ValueError(f"unknown setting {group}.{field}{suggest(field, known)}")
                 flat[known[field]] = value
         return cls.from_flat(flat)
-
-
-def _from_flat_json(values: Mapping[str, Any]) -> Dict[str, Any]:
-    """A flat flags.json's values as settings: `utterance_level` was null /
-    true / false there (now auto / true / false)."""
-    values = dict(values)
-    if "utterance_level" in values and not isinstance(values["utterance_level"], str):
-        level = values["utterance_level"]
-        values["utterance_level"] = "auto" if level is None else "true" if level else "false"
-    return values
 
 
 def save(config: TrainConfig, workdir: Optional[str] = None) -> str:
@@ -452,7 +440,7 @@ def save(config: TrainConfig, workdir: Optional[str] = None) -> str:
 
 
 def load(workdir: str) -> TrainConfig:
-    """The `TrainConfig` of a run from `<workdir>/flags.json` (nested or flat form)."""
+    """The `TrainConfig` of a run from `<workdir>/flags.json`."""
     path = os.path.join(workdir, FLAGS_FILE)
     if not os.path.exists(path):
         raise ValueError(f"{path} does not exist: {workdir!r} is not a training workdir "

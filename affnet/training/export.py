@@ -37,7 +37,7 @@ resized inside the signature, bilinearly, as the training reader does.
   for models with expression outputs; `audio` (the `SpectrogramConfig` the
   training data was written with) for audio-visual models; `formats` {format:
   path} of what was written, with `format_details` (fixed shapes);
-  `saved_model` and `keras` absolute paths (as before).
+  `saved_model` and `keras` absolute paths.
 """
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""ONNX and TFLite files of a serving module (issue 12.6), beside the SavedModel.
+"""ONNX and TFLite files of a serving module, beside the SavedModel.
 
 Both take the `serving_default` function of `export.ServingModule` (inputs
 `images`, `landmarks`, and `spectrogram` for audio-visual models, in [-1, 1]

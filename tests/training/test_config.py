@@ -1,9 +1,10 @@
 """The declared configuration: one declaration per setting, the flags generated
-from it, the nested and the old flat flags.json, and the checks that run before
-anything is written (issue 15 item 1), with the nearest valid names."""
+from it, flags.json (the nested form; anything else is refused naming the file),
+and the checks that run before anything is written, with the nearest valid names."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,11 +16,7 @@ from affnet.training import preflight
 from affnet.training.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Written by `TrainConfig.to_json()` of main at b2f0bb1 (the flat form), with
-# "DATA" / "WORKDIR" where a test puts its own paths.
-FLAT_FLAGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flat_flags_b2f0bb1.json")
-
-# The 37 flags of launch/train.py at b2f0bb1, plus --skip_corrupt_shards (issue 15 item 2).
+# Flags a user's command lines and flagfiles rely on: none may disappear or change its name.
 TODAYS_FLAGS = {
     "model", "model_overrides", "data", "train_split", "eval_split", "seq_len", "batch_size", "eval_batch_size",
     "optimizer", "learning_rate", "lr_decay_steps", "lr_decay_rate", "strategy", "init_rnn_from", "init_weights",
@@ -101,20 +98,11 @@ def test_a_resumed_run_with_tuple_overrides_equals_its_saved_config(tmp_path):
     assert config_lib.differences(config_lib.load(str(tmp_path)), requested) == {}
 
 
-def test_old_flat_flags_json_loads_with_the_same_meaning(tmp_path):
-    text = open(FLAT_FLAGS).read().replace('"WORKDIR"', json.dumps(str(tmp_path)))
-    (tmp_path / "flags.json").write_text(text)
-    loaded = config_lib.load(str(tmp_path))
-    flat = json.loads(text)
-    assert loaded.model.name == flat["model"] and dict(loaded.model.overrides) == flat["model_overrides"]
-    assert (loaded.data.dir, loaded.data.seq_len, loaded.data.eval_batch) == ("DATA", 6, 4)
-    assert loaded.data.utterance_level == "auto" and not loaded.utterance_eval  # null was "auto"
-    assert loaded.optimisation.learning_rate == 3e-3 and loaded.runtime.workdir == str(tmp_path)
-    for flag, value in loaded.flat().items():
-        if flag not in ("utterance_level", "skip_corrupt_shards"):
-            expected = flat[flag]
-            assert (dict(value) if isinstance(expected, dict) else list(value) if isinstance(expected, list)
-                    else value) == expected, flag
+def test_a_flags_json_not_in_the_nested_form_is_refused_naming_the_file(tmp_path):
+    flat = TrainConfig.from_flat(model="affwildnet_vggface", seq_len=6).flat()
+    (tmp_path / "flags.json").write_text(json.dumps(flat))
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "flags.json")) + ": not the nested form"):
+        config_lib.load(str(tmp_path))
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -1,7 +1,6 @@
-"""Workdirs across the configuration change and mistakes (issues 14, 15):
-a workdir whose flags.json is the flat form main wrote still resumes and
-exports; through `python launch/train.py`, a typo exits 2 with one line on
-stderr and writes nothing, and the corrected command then runs in that workdir."""
+"""Workdirs and mistakes: through `python launch/train.py`, a typo exits 2 with
+one line on stderr and writes nothing, and the corrected command then runs in
+that workdir."""
 
 import json
 import os
@@ -12,11 +11,8 @@ import sys
 import pytest
 import tensorflow as tf
 
-from affnet.training import config as config_lib
-from affnet.training import export, loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FLAT_FLAGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flat_flags_b2f0bb1.json")
 TINY = "width=0.125,input_size=32,fc_units=16,rnn_units=8,dropout=0.0"
 
 
@@ -28,28 +24,6 @@ def synthetic_data(tmp_path_factory):
     synthetic.generate(output, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,
                                                          crop_size=32, frame_size=96), seed=0, log=lambda m: None)
     return output
-
-
-@pytest.mark.slow
-def test_a_workdir_with_the_old_flat_flags_json_resumes_and_exports(tmp_path, synthetic_data):
-    workdir = str(tmp_path / "run")
-    flat = json.load(open(FLAT_FLAGS))
-    flat.update(data=synthetic_data, workdir=workdir)
-    # The run as main trained it (same checkpoints), then its flags.json in main's flat form.
-    loop.Trainer(config_lib.TrainConfig.from_dict(flat), log=lambda m: None).train()
-    with open(os.path.join(workdir, "flags.json"), "w") as f:
-        json.dump(flat, f, indent=2, sort_keys=True)
-
-    info = export.export_run(workdir, str(tmp_path / "export"))
-    assert info["model"] == "affwildnet_vggface" and info["seq_len"] == 6 and info["image_size"] == 32
-    assert tf.saved_model.load(info["saved_model"]).signatures["serving_default"] is not None
-
-    resumed = loop.Trainer(config_lib.load(workdir).replace(train_steps=3), log=lambda m: None)
-    assert int(resumed.step.numpy()) == 2
-    resumed.train(evaluate=False)
-    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-3")
-    rewritten = json.load(open(os.path.join(workdir, "flags.json")))
-    assert set(rewritten) == set(config_lib.GROUPS) and rewritten["data"]["seq_len"] == 6
 
 
 def _train(workdir, data, *flags):

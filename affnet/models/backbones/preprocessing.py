@@ -11,9 +11,9 @@ on its own, and this layer, always the first layer of a backbone (named
   "none"            identity: models trained here, on the reader's
                     (p - 127.5) / 127.5 ("symmetric" in export.json).
   "tf1"             (p - 128) / 128: the released TF1 Aff-Wild models
-                    (dkollias/Aff-Wild-models, SPEC §1 [code]); 255 maps to
+                    (dkollias/Aff-Wild-models); 255 maps to
                     0.992. Feeding them (p - 127.5) / 127.5 instead moves a
-                    VGG-Face CNN's outputs by up to 1.4e-2 (issue 10).
+                    VGG-Face CNN's outputs by up to 1.4e-2.
   "vggface1"        0..255 BGR minus VGGFace1 means [93.5940, 104.7624, 129.1863]
                     (keras-vggface `preprocess_input(version=1)`, VGG-Face).
   "vggface2"        0..255 BGR minus VGGFace2 means [91.4953, 103.8827, 131.0912]
