@@ -27,7 +27,7 @@ _REQUIRES = [
     "pyarrow>=14",
     "tqdm>=4.66",
     # Offline writers need no TensorFlow import (3-16 s, longer than a minute of video takes to
-    # preprocess): TFRecord checksums by Google's CRC-32C C code (`data_pipeline.record_io`), and
+    # preprocess): TFRecord checksums by Google's CRC-32C C code (`data_pipeline.records.record_io`), and
     # BlazeFace on LiteRT, the TFLite interpreter TF 2.21 points tf.lite.Interpreter users to.
     "google-crc32c>=1.5",
     "ai-edge-litert>=1.2",
@@ -46,9 +46,9 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
-    # BlazeFace weights (data_pipeline/weights/README.md says why they are copied).
+    # BlazeFace weights (data_pipeline/faces/weights/README.md says why they are copied).
     # The paper configurations (`affnet/configs/*.flags`), so an installed wheel runs them by name.
-    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"], "affnet": ["configs/*.flags"]},
+    package_data={"data_pipeline.faces": ["weights/*.tflite", "weights/README.md"], "affnet": ["configs/*.flags"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

@@ -1,4 +1,4 @@
-"""Recall and speed of the face detectors on the real-face scene set (`data_pipeline.face_scenes`).
+"""Recall and speed of the face detectors on the real-face scene set (`data_pipeline.synthetic.face_scenes`).
 
 Recall: both people at face sizes 30-80 px in 176x144 and 640x360 frames,
 frontal, rotated +-30 and 45 degrees in plane, turned +-40 and 60 degrees
@@ -22,7 +22,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 import machine  # noqa: E402
-from data_pipeline import detect, face_scenes  # noqa: E402
+from data_pipeline.faces import detect
+from data_pipeline.synthetic import face_scenes  # noqa: E402
 
 SIZES = (30, 40, 50, 60, 80)
 POSES = ((0, 0), (30, 0), (-30, 0), (0, 40), (0, -40), (45, 0), (0, 60))  # (in-plane angle, yaw), degrees.

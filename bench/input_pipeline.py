@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def reader_rate(data, batches, batch, seq_len, threads):
     import tensorflow as tf
 
-    from data_pipeline import input as reader
+    from data_pipeline.reader import input as reader
 
     dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
     options = tf.data.Options()
@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--skip_model", action="store_true")
     args = parser.parse_args()
 
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     result = {"batch": args.batch, "seq_len": args.seq_len, "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as data:

@@ -56,7 +56,7 @@ def make_video(path: str, frames: int) -> str:
     import numpy as np
     from skimage import data
 
-    from data_pipeline import decode
+    from data_pipeline.media import decode
 
     face = data.astronaut()[40:240, 130:320]
     images = []
@@ -74,7 +74,9 @@ def _todays_path(video: str, serve_fn, seq_len: int):
     import numpy as np
     import tensorflow as tf
 
-    from data_pipeline import preprocess, schema, transforms
+    from data_pipeline import preprocess
+    from data_pipeline.records import schema
+    from data_pipeline.reader import transforms
 
     records, _ = preprocess.process_video(video, preprocess.PreprocessOptions())
     values = []

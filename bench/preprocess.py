@@ -1,7 +1,7 @@
 """Throughput and accuracy of offline preprocessing, new front-end against per-frame HOG, same run.
 
 Makes `--seconds` of 640x360 25 fps talking-head video per input (a real
-face, scikit-image's astronaut, pasted with `data_pipeline.face_scenes`:
+face, scikit-image's astronaut, pasted with `data_pipeline.synthetic.face_scenes`:
 swaying, nodding, rotating +-15 degrees and turning +-25 degrees, over a real
 background), resampled to 30 fps by the pipeline. For each configuration it
 runs the whole CLI (`python -m data_pipeline.preprocess`: decode,
@@ -14,7 +14,7 @@ recall (frames written whose landmarks lie on the true face) and the landmark
 error against the ground truth (mean point error / inter-ocular distance).
 
 With one input and the CLI's default --workers (every core), the video is
-cut into time chunks processed in parallel (`data_pipeline.chunks`); the
+cut into time chunks processed in parallel (`data_pipeline.faces.chunks`); the
 "--workers 1" row is the same front-end in one process.
 
   python bench/preprocess.py [--seconds 60] [--inputs 1] [--workers N]
@@ -35,7 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import machine  # noqa: E402
-from data_pipeline import align, decode, face_scenes, schema  # noqa: E402
+from data_pipeline.faces import align
+from data_pipeline.media import decode
+from data_pipeline.synthetic import face_scenes
+from data_pipeline.records import schema  # noqa: E402
 
 CONFIGS = {
     "default (blazeface, detect every 10, track by landmarks)": [],

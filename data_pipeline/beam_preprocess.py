@@ -42,8 +42,10 @@ from apache_beam.options import pipeline_options as pipeline_options_module
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
-from data_pipeline import decode, preprocess, schema
-from data_pipeline.record_io import is_remote  # Such paths go through Beam's FileSystems.
+from data_pipeline.media import decode
+from data_pipeline import preprocess
+from data_pipeline.records import schema
+from data_pipeline.records.record_io import is_remote  # Such paths go through Beam's FileSystems.
 
 _GLOB_CHARACTERS = "*?["
 

@@ -65,9 +65,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_pipeline import align, chunks, cli, decode, detect, face_pass, schema
-from data_pipeline import progress as progress_bar  # `progress` is preprocess()'s line stream.
-from data_pipeline import audio as audio_features  # `audio` is an option.
+from data_pipeline.faces import align, chunks, detect, face_pass
+from data_pipeline.base import cli
+from data_pipeline.media import decode
+from data_pipeline.records import schema
+from data_pipeline.base import progress as progress_bar  # `progress` is preprocess()'s line stream.
+from data_pipeline.media import audio as audio_features  # `audio` is an option.
 
 IMAGE_FORMATS = ("jpeg", "png")
 AUDIO_MISSING = ("fail", "silence")
@@ -157,7 +160,7 @@ def _take(values, index: np.ndarray, fill, dtype, width: Optional[int] = None):
 def _label_columns(labels, index: np.ndarray) -> Dict[str, Any]:
     """Per-frame labels for the kept source frames.
 
-    `labels` is a `data_pipeline.annotations.FrameLabels`, or any object with
+    `labels` is a `data_pipeline.records.annotations.FrameLabels`, or any object with
     attributes valence, arousal (float, NaN unlabelled), expression (int, -1),
     au (int (N, len(au_names)), -1) and au_names, indexed by source frame
     index; a missing attribute or None means unlabelled.

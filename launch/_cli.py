@@ -1,16 +1,16 @@
-"""The one entry-point wrapper of the absl scripts in launch/ (see `data_pipeline.cli`).
+"""The one entry-point wrapper of the absl scripts in launch/ (see `data_pipeline.base.cli`).
 
 `run(main)` replaces `app.run(main)`: TensorFlow's C++ logs are silenced
 before it loads; `--help` (and --helpfull/--helpshort) prints and exits 0
 (absl exits 1); a bad flag value, an unknown flag, a missing required flag,
-`app.UsageError` and the user errors of `data_pipeline.cli.USER_ERRORS` print
+`app.UsageError` and the user errors of `data_pipeline.base.cli.USER_ERRORS` print
 one line `error: ...` on stderr and exit 2, without a traceback.
 """
 
 import sys
 from typing import Callable, Optional, Sequence, Tuple, Type
 
-from data_pipeline import cli
+from data_pipeline.base import cli
 
 cli.silence_tensorflow()  # On import: the scripts import this module before anything loads TensorFlow.
 

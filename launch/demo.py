@@ -39,7 +39,7 @@ _WORKERS = flags.DEFINE_integer("synthetic_workers", 2, "Processes rendering the
 
 
 def _ensure_data(data_dir: str, seed: int):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     if os.path.exists(os.path.join(data_dir, synthetic.MANIFEST)):
         print(f"[demo] synthetic data: {data_dir} (present)", flush=True)
@@ -59,7 +59,7 @@ def _photo_video(path: str, frames: int = 90) -> str:
     import numpy as np
     from skimage import data  # The test extra `make demo` installs; only this stage needs it.
 
-    from data_pipeline import decode
+    from data_pipeline.media import decode
 
     face = data.astronaut()[40:240, 130:320]
     images = []

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from data_pipeline import detect  # noqa: E402  (cv2 and numpy only: --help stays fast)
+from data_pipeline.faces import detect  # noqa: E402  (cv2 and numpy only: --help stays fast)
 
 _INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursive), glob, camera index "
                                    "or stream URL; repeat for more.", required=True)
@@ -59,7 +59,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.predict import predictor
-    from data_pipeline import decode
+    from data_pipeline.media import decode
 
     try:
         if _SEQ_LEN.value < 0:
@@ -81,7 +81,7 @@ def main(argv):
 
 def run():
     """The `affnet-predict` console script."""
-    from data_pipeline.decode import DecodeError
+    from data_pipeline.media.decode import DecodeError
 
     _cli.run(main, user_errors=(DecodeError,))
 

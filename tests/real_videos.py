@@ -6,7 +6,7 @@ import os
 import cv2
 import numpy as np
 
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 ABAW_VA = "3rd ABAW Annotations/Third ABAW Annotations/VA_Estimation_Challenge"
 FRAMES = 24

@@ -16,8 +16,20 @@ PACKAGES = ("affnet", "data_pipeline")
 # Each layer may import only the layers listed after it (and itself).
 # `weights.transfer` (copy by layer name, Keras only) sits below the models that use it;
 # the rest of `weights` builds models. The longest matching prefix decides a module's layer.
+# Inside data_pipeline the commands sit on top of the stages: the reader needs only records,
+# face work needs media and records, media needs only the base plumbing.
 LAYERS = ("affnet.training", "affnet.predict", "affnet.evaluation", "affnet.objectives", "affnet.weights", "affnet.models",
-          "affnet.weights.transfer", "affnet.layers", "affnet.checks", "affnet.names", "data_pipeline")
+          "affnet.weights.transfer", "affnet.layers", "affnet.checks", "affnet.names", "affnet.configs",
+          "data_pipeline.adapters", "data_pipeline.beam_preprocess", "data_pipeline.preprocess",
+          "data_pipeline.synthetic", "data_pipeline.reader", "data_pipeline.faces", "data_pipeline.records",
+          "data_pipeline.media", "data_pipeline.base", "data_pipeline")
+# Stages that must not reach each other even where the order above would allow it.
+FORBIDDEN = (("data_pipeline.reader", "data_pipeline.faces"), ("data_pipeline.reader", "data_pipeline.media"),
+             ("data_pipeline.media", "data_pipeline.records"), ("data_pipeline.faces", "data_pipeline.reader"),
+             ("data_pipeline.records", "data_pipeline.media"))
+# Command-line modules: no library module imports them.
+COMMAND_LINES = ("data_pipeline.preprocess", "data_pipeline.beam_preprocess", "data_pipeline.adapters.__main__",
+                 "data_pipeline.synthetic.__main__", "affnet.weights.convert")
 
 
 def _modules():
@@ -126,6 +138,19 @@ def test_imports_run_one_way():
     assert not wrong, "\n".join(wrong)
 
 
+def test_stages_keep_apart_and_no_library_imports_a_command_line():
+    _, graph = _graph()
+    wrong = [f"{module}:{line} imports {target}" for module, imports in graph.items() for target, line, _ in imports
+             if any(_within(module, a) and _within(target, b) for a, b in FORBIDDEN)
+             or (target in COMMAND_LINES and not module.startswith("data_pipeline.adapters")
+                 and module not in COMMAND_LINES)]
+    assert not wrong, "\n".join(wrong)
+
+
+def _within(module, prefix):
+    return module == prefix or module.startswith(prefix + ".")
+
+
 def test_project_modules_are_imported_at_module_level():
     _, graph = _graph()
     lazy = [f"{module}:{line} imports {target} inside a function" for module, imports in graph.items()
@@ -140,4 +165,4 @@ def test_the_walk_sees_the_known_edges():
     targets = {module: {target for target, _, _ in imports} for module, imports in graph.items()}
     assert "affnet.objectives.ccc" in targets["affnet.objectives.losses"]
     assert "affnet.models.fusion" in targets["affnet.models.registry"]
-    assert "data_pipeline.schema" in targets["affnet.models.heads"]
+    assert "data_pipeline.records.schema" in targets["affnet.models.heads"]

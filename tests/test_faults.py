@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from data_pipeline import decode, schema
+from data_pipeline.media import decode
+from data_pipeline.records import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TF_NOISE = ("oneDNN", "cpu_feature_guard", "absl::InitializeLog", "To enable the following instructions")
@@ -219,7 +220,7 @@ TINY = ["--model=affwildnet_vggface", "--model_overrides=width=0.0625,input_size
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     synthetic.generate(str(root), synthetic.SyntheticConfig(subjects=3, videos_per_subject=2,

@@ -18,7 +18,7 @@ import pytest
 from real_videos import FRAMES, write_abaw_release
 
 from affnet import configs
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_SIZE = ["--model_overrides=width=0.0625,input_size=32,fc_units=16,rnn_units=8", "--seq_len=8", "--batch_size=2",

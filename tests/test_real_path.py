@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from real_videos import FRAMES, write_abaw_release
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = "width=0.0625,input_size=32,fc_units=16,rnn_units=8"

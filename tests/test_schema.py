@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 
 def _record(t=5, au_names=schema.AUS_AFFWILD2_8):
@@ -58,7 +58,7 @@ def test_wrong_shape_names_the_video():
 
 
 def test_shard_names_never_match_side_files(tmp_path):
-    from data_pipeline import input as data_input
+    from data_pipeline.reader import input as data_input
 
     split = tmp_path / "train"
     (split / "sub").mkdir(parents=True)

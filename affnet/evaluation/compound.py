@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from affnet.objectives.relatedness import au_number
-from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_FBN_17, EXPRESSIONS
 
 __all__ = [
     "DU2014_PROTOTYPICAL",

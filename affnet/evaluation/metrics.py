@@ -15,7 +15,7 @@ Action units ([FBN] Table IV): per-AU binary F1 and accuracy, their means,
   ``E_total = 0.5 F1 + 0.5 Acc``.
 
 Unlabelled entries are NaN for VA and -1 for expressions and AUs (the schema's
-convention, ``data_pipeline/schema.py``); they are ignored everywhere. No function
+convention, ``data_pipeline/records/schema.py``); they are ignored everywhere. No function
 returns NaN; each documents what it returns where a value is undefined.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from affnet.objectives import ccc as moment_core
-from data_pipeline.schema import EXPRESSIONS
+from data_pipeline.records.schema import EXPRESSIONS
 
 __all__ = [
     "StreamingCCC",

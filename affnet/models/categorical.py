@@ -27,7 +27,7 @@ discarded `va_output` is not saved).
 import keras
 import numpy as np
 
-from data_pipeline.schema import EXPRESSIONS
+from data_pipeline.records.schema import EXPRESSIONS
 
 VA_OUTPUT = "va_output"
 OUTPUT_NAME = "expression_output"

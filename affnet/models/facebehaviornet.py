@@ -9,12 +9,12 @@ is `multitask.MtVgg` with `au_set="17"`: {"images": (B, S, S, 3)} ->
 architecture is here; the objective L_MT = L_Emo + l1 L_AU + l2 L_VA and the
 coupling losses (co-annotation, distribution matching, soft co-annotation,
 Table V) live in `affnet.objectives.couplings`; the 401 / 247 / 103 VA / AU / EXPR batch
-mix in `data_pipeline.input.FBN_BATCH_SIZES`.
+mix in `data_pipeline.reader.input.FBN_BATCH_SIZES`.
 """
 
 from affnet.models.multitask import MtVgg
 from affnet.models.spec import ModelSpec
-from data_pipeline.schema import AUS_FBN_17
+from data_pipeline.records.schema import AUS_FBN_17
 
 AU_NAMES = AUS_FBN_17
 

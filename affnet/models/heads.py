@@ -16,7 +16,7 @@ import keras
 
 from affnet import checks
 from affnet.models import backbones
-from data_pipeline.schema import LANDMARK_DIM
+from data_pipeline.records.schema import LANDMARK_DIM
 
 FC_INITS = ("glorot_uniform", "truncated_normal")
 

@@ -61,7 +61,7 @@ from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec
 from affnet.names import TASKS  # noqa: F401  (the tasks of the outputs; defined once in names)
 from affnet.weights import transfer
-from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS, LANDMARK_DIM
+from data_pipeline.records.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS, LANDMARK_DIM
 
 OUTPUT_LAYERS = {"va": "va_output", "expression": "expression_output", "au": "au_output"}
 # [FBN] Sec. VI-A: 8 AUs annotated in Aff-Wild2; 12 of the later ABAW

@@ -69,7 +69,7 @@ import tensorflow as tf
 from affnet.names import COUPLINGS  # The `--couplings` values, defined once in names.
 from affnet.objectives import multitask as mtl
 from affnet.objectives import relatedness as rel
-from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_FBN_17, EXPRESSIONS
 
 __all__ = [
     "COUPLINGS",

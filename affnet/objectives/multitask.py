@@ -7,7 +7,7 @@
 * valence-arousal: the CCC loss 1 - 0.5 (rho_a + rho_v), eq. 6, over all labelled
   frames (`affnet.objectives.losses`).
 
-Label dict conventions (`data_pipeline.transforms.window_labels`): "expression"
+Label dict conventions (`data_pipeline.reader.transforms.window_labels`): "expression"
 int (...,) + "expression_mask" (...,); "au" float (..., K) targets in [0, 1]
 (soft targets from co-annotation allowed) + "au_mask" (..., K); "va" (..., 2) +
 "va_mask" (...,) or (..., 2); optional "valid" (...,) multiplies every mask. A mask

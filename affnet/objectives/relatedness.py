@@ -14,7 +14,7 @@
 Neutral has no row in either table: its p(au | neutral) row is all zeros, so in
 the mixture of eq. 8 neutral contributes to no AU.
 
-Matrices (float32, rows in `data_pipeline.schema.EXPRESSIONS` order, columns in
+Matrices (float32, rows in `data_pipeline.records.schema.EXPRESSIONS` order, columns in
 the order of the given AU name list):
 
 * indicator: 1 for every prototypical/observational (or listed empirical) AU,
@@ -42,7 +42,7 @@ from typing import Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
-from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_FBN_17, EXPRESSIONS
 
 __all__ = [
     "COGNITIVE",

@@ -14,8 +14,9 @@ from typing import List, Optional
 
 import numpy as np
 
-from data_pipeline import align, detect, identity, preprocess
-from data_pipeline import track as tracking
+from data_pipeline.faces import align, detect, identity
+from data_pipeline import preprocess
+from data_pipeline.faces import track as tracking
 
 TRACK_MODES = ("largest", "all")
 

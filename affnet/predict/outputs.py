@@ -140,7 +140,7 @@ def draw(image: np.ndarray, rows) -> np.ndarray:
 
 def write_annotated_video(frames, frame, path: str, fps: float) -> None:
     """Stream `frames` (decode.Frame, the same ones predicted) into an H.264 video with `draw`n rows."""
-    import av  # As in data_pipeline.decode: only writing a video needs it.
+    import av  # As in data_pipeline.media.decode: only writing a video needs it.
 
     by_position = dict(tuple(frame.groupby(["frame_index", "timestamp"], sort=False)))
     rate = fractions.Fraction(fps or 30.0).limit_denominator(1001000)  # 29.97 -> 30000/1001.

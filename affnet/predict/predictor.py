@@ -26,7 +26,9 @@ import numpy as np
 from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
 from affnet.predict import outputs, runtime, sources, windows
-from data_pipeline import audio, background, decode, preprocess, progress
+from data_pipeline.media import audio, decode
+from data_pipeline.base import background, progress
+from data_pipeline import preprocess
 
 POSTPROCESS = ("auto", "none")
 CHUNK_FRAMES = 32

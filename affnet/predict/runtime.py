@@ -23,7 +23,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 EXPORT_INFO = "export.json"
 BACKENDS = ("auto", "saved_model", "onnx", "tflite")

@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import Iterator, List, Optional, Sequence
 
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 LIVE_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 LIVE_QUEUE_FRAMES = 64  # ~2 s at 30 fps: the most a live source buffers before dropping frames.
@@ -132,7 +132,7 @@ def _live_frames(location: str, max_frames: Optional[int]) -> Iterator[decode.Fr
 
 
 def frames(source: Source, fps: float = 30.0, max_frames: Optional[int] = None) -> Iterator[decode.Frame]:
-    """Frames of a source, streaming: files resampled to `fps` (`data_pipeline.decode`), live ones as they come."""
+    """Frames of a source, streaming: files resampled to `fps` (`data_pipeline.media.decode`), live ones as they come."""
     if source.live:
         yield from _live_frames(source.location, max_frames)
         return

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List
 
 import numpy as np
 
-from data_pipeline import transforms
+from data_pipeline.reader import transforms
 
 
 @dataclasses.dataclass
@@ -59,7 +59,7 @@ class Windower:
 
 
 def model_inputs(windows: List[Window], crop_size: int) -> Dict[str, np.ndarray]:
-    """Equal-length windows -> the serving signature's arrays (`data_pipeline.transforms` normalisation)."""
+    """Equal-length windows -> the serving signature's arrays (`data_pipeline.reader.transforms` normalisation)."""
     crops = np.stack([np.stack(w.crops) for w in windows])
     landmarks = np.stack([np.stack(w.landmarks) for w in windows])
     inputs = {"images": transforms.normalize_images(crops).numpy(),

@@ -7,7 +7,7 @@
   objective     CCC / sequence-CCC / MSE losses over the global batch across replicas
   checkpointing latest-N and best-by-validation checkpoints of a workdir
   summaries     TensorBoard scalars, the VA scatter image, the progress line
-  data          dataset functions over data_pipeline.input, missing-data messages
+  data          dataset functions over data_pipeline.reader.input, missing-data messages
   modeling      building a run's model (precision policy), initialising from other runs
   loop          `Trainer` / `train`: the custom tf.function training loop
   evaluation    whole-set scores, median filter (affnet.evaluation.smoothing), OMG utterance aggregation, plots

@@ -1,6 +1,6 @@
 """Where a run's data comes from: presence checks and the dataset functions.
 
-The reader is `data_pipeline.input.make_dataset`; this module only adapts it to
+The reader is `data_pipeline.reader.input.make_dataset`; this module only adapts it to
 a `TrainConfig` and to `tf.distribute` (each replica builds its own pipeline
 with the per-replica batch; the input context shards the files).
 
@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from affnet.models import describe
 from affnet.training.config import TrainConfig
-from data_pipeline import shards
-from data_pipeline.input import list_files, make_dataset, make_multitask_dataset
+from data_pipeline.records import shards
+from data_pipeline.reader.input import list_files, make_dataset, make_multitask_dataset
 
 # How to obtain and prepare each dataset a flagfile names.
 _PREPARE = {
@@ -169,7 +169,7 @@ def skipped_shards(config: TrainConfig, splits: Sequence[str]) -> List[str]:
 @contextlib.contextmanager
 def naming_bad_shards(config: TrainConfig, split: str):
     """Turn TensorFlow's nameless read/parse error of a bad shard of `split` into a one-line
-    ValueError naming the shard and the record (`data_pipeline.shards`); other errors pass."""
+    ValueError naming the shard and the record (`data_pipeline.records.shards`); other errors pass."""
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:

@@ -9,7 +9,7 @@ checkpoints).
 
 Signature `serving_default`:
   images     (B, T, 96, 96, 3) float32 in [-1, 1]: the aligned 96x96 crops of
-             preprocessing, normalised by `data_pipeline.transforms.normalize_images`
+             preprocessing, normalised by `data_pipeline.reader.transforms.normalize_images`
              ((p - 127.5) / 127.5) whatever the weights; the model's first layer
              (`backbones.preprocessing.InputPreprocessing`) turns that into the
              normalisation its weights were trained on, which export.json
@@ -18,10 +18,10 @@ Signature `serving_default`:
              `transforms.normalize_landmarks` (ignored by models without landmarks,
              so every export has the same interface)
   spectrogram (B, T, F) float32, only for audio-visual models ([FBN]
-             A/V-MT-VGG-GRU): `data_pipeline.audio` per-frame spectrogram patches
+             A/V-MT-VGG-GRU): `data_pipeline.media.audio` per-frame spectrogram patches
   -> valence_arousal (B, T, 2) float32 (valence, arousal); multi-task models
      ([FBN]) also `expression_probabilities` (B, T, 7) (softmax, the order of
-     `data_pipeline.schema.EXPRESSIONS`) and `au_probabilities` (B, T, K)
+     `data_pipeline.records.schema.EXPRESSIONS`) and `au_probabilities` (B, T, K)
      (sigmoid, `export.json` lists the AU names); a categorical model ([AW]
      Sec. 5.2) returns `expression_probabilities` only.
 B and T are dynamic. A model trained at another input size gets the crops
@@ -55,8 +55,8 @@ from affnet.models.backbones.preprocessing import NORMALIZATION_NAMES, InputPrep
 from affnet.training import checkpointing, export_formats, modeling
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
-from data_pipeline import audio
-from data_pipeline.schema import EXPRESSIONS, LANDMARK_DIM
+from data_pipeline.media import audio
+from data_pipeline.records.schema import EXPRESSIONS, LANDMARK_DIM
 
 CROP_SIZE = 96
 SAVED_MODEL_DIR = "saved_model"

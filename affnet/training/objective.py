@@ -10,7 +10,7 @@ gradients then gives exactly the single-device gradient. On one device the
 loss equals `affnet.objectives.losses.ccc_loss` / `sequence_ccc_loss` / `mse_loss` (the same
 moment core, so up to float32 summation order only).
 
-Label conventions (data_pipeline.input): `va` (B, T, 2) with NaN where
+Label conventions (data_pipeline.reader.input): `va` (B, T, 2) with NaN where
 unlabelled, `va_mask` (B, T) or (B, T, 2) 1 where labelled, `valid` (B, T) 0 on
 padding frames.
 """

@@ -29,7 +29,7 @@ import ast
 import os
 from typing import Dict, Mapping, Optional
 
-from data_pipeline import cli
+from data_pipeline.base import cli
 
 # The models and the weight readers (TensorFlow) are imported where they are used, so that
 # `python -m affnet.weights.convert --help` answers at once (tests/test_architecture.py lists

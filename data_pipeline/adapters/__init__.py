@@ -18,7 +18,9 @@ import json
 import sys
 from typing import List, Optional
 
-from data_pipeline import align, cli, detect, preprocess
+from data_pipeline.faces import align, detect
+from data_pipeline.base import cli
+from data_pipeline import preprocess
 from data_pipeline.adapters import common
 from data_pipeline.adapters.affwild import AffWildAdapter
 from data_pipeline.adapters.affwild2 import AffWild2Adapter

@@ -27,7 +27,7 @@ from typing import List
 
 import numpy as np
 
-from data_pipeline import annotations, schema, splits
+from data_pipeline.records import annotations, schema, splits
 from data_pipeline.adapters import common
 
 LABEL_RANGE = 10.0

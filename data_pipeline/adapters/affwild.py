@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from data_pipeline import annotations
+from data_pipeline.records import annotations
 from data_pipeline.adapters import affwild2, common
 
 

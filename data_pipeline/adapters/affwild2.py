@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_pipeline import annotations, schema
+from data_pipeline.records import annotations, schema
 from data_pipeline.adapters import common
 
 TASK_FOLDERS = {

@@ -42,8 +42,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from data_pipeline import align, annotations, decode, detect, preprocess, schema, splits
-from data_pipeline import progress as progress_bar  # `progress` is write_items's line stream.
+from data_pipeline.faces import align, detect
+from data_pipeline.records import annotations, schema, splits
+from data_pipeline.media import decode
+from data_pipeline import preprocess
+from data_pipeline.base import progress as progress_bar  # `progress` is write_items's line stream.
 
 LANDMARK_MODES = ("auto", "dlib", "none")
 

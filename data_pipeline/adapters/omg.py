@@ -23,7 +23,8 @@ from typing import Dict, List
 
 import numpy as np
 
-from data_pipeline import annotations, decode, schema
+from data_pipeline.records import annotations, schema
+from data_pipeline.media import decode
 from data_pipeline.adapters import common
 
 CSV_FILES = {

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from data_pipeline import annotations, splits
+from data_pipeline.records import annotations, splits
 from data_pipeline.adapters import common
 
 PAPER_SIZES = {"train": 16, "validation": 15, "test": 15}

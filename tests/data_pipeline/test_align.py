@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_pipeline import align
+from data_pipeline.faces import align
 
 
 def _landmarks_with_anchors(points5, rng):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from data_pipeline import annotations
-from data_pipeline.annotations import FrameLabels
+from data_pipeline.records import annotations
+from data_pipeline.records.annotations import FrameLabels
 
 
 def test_take_marks_out_of_range_rows_unlabelled():

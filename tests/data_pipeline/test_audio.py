@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import audio, decode, schema
+from data_pipeline.media import audio, decode
+from data_pipeline.records import schema
 
 SR = 44100
 FPS = 30

@@ -14,7 +14,9 @@ import tensorflow as tf
 from apache_beam.io import filesystem
 from real_videos import moving_face_frames
 
-from data_pipeline import beam_preprocess, decode, preprocess, schema
+from data_pipeline import beam_preprocess, preprocess
+from data_pipeline.media import decode
+from data_pipeline.records import schema
 
 GOOD = ("a.mp4", "sub/b.mp4", "sub/c.mp4")
 BAD = "notes.mp4"

@@ -7,7 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import chunks, decode, face_scenes, identity, preprocess
+from data_pipeline.faces import chunks, identity
+from data_pipeline.media import decode
+from data_pipeline.synthetic import face_scenes
+from data_pipeline import preprocess
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +76,13 @@ _CHECK_PRELOAD = """
 import multiprocessing
 
 def loaded_at_start():
-    from data_pipeline import face_pass
+    from data_pipeline.faces import face_pass
     model = face_pass._MODELS.get("landmarks")
     return model is not None and model._model is not None
 
 if __name__ == "__main__":
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["data_pipeline.landmark_preload"])
+    context.set_forkserver_preload(["data_pipeline.faces.landmark_preload"])
     with context.Pool(1) as pool:
         print(pool.apply(loaded_at_start))
 """

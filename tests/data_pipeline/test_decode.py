@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 
 def _gray_frames(count, step=20, shape=(48, 64)):

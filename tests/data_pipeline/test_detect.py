@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from data_pipeline import align, detect
+from data_pipeline.faces import align, detect
 
 # Face box of astronaut.png found by the HOG detector, checked by eye once.
 FACE_BOX = (179, 83, 267, 171)

@@ -1,7 +1,7 @@
 """The face front-end on real faces made hard: small, rotated, turned, two people, shot cuts, gaps.
 
 Faces are Eileen Collins (scikit-image's astronaut) and Grace Hopper
-(matplotlib's sample photo), placed by `data_pipeline.face_scenes`, whose
+(matplotlib's sample photo), placed by `data_pipeline.synthetic.face_scenes`, whose
 ground-truth 68 points come from dlib on the full-size photos. A written frame
 counts as the right face when its landmarks, mapped back to the frame, lie
 within 0.3 inter-ocular distances (mean) of that person's true points.
@@ -15,7 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline import align, chunks, decode, face_scenes, preprocess, schema
+from data_pipeline.faces import align, chunks
+from data_pipeline.media import decode
+from data_pipeline.synthetic import face_scenes
+from data_pipeline import preprocess
+from data_pipeline.records import schema
 
 OLD = preprocess.PreprocessOptions(detector="hog", upsample=0, detect_every=1)
 

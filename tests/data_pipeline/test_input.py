@@ -1,4 +1,4 @@
-"""The tf.data reader (data_pipeline.input) and its online transforms (data_pipeline.transforms)."""
+"""The tf.data reader (data_pipeline.reader.input) and its online transforms (data_pipeline.reader.transforms)."""
 
 import collections
 import os
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import input as reader
-from data_pipeline import schema, transforms
+from data_pipeline.reader import input as reader
+from data_pipeline.records import schema
+from data_pipeline.reader import transforms
 
 CROP = 24
 # Video lengths chosen to exercise full, partial and shorter-than-window cases.
@@ -358,7 +359,7 @@ _DISTRIBUTED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from data_pipeline import input as reader
+    from data_pipeline.reader import input as reader
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     data = sys.argv[1]
     dataset = strategy.distribute_datasets_from_function(

@@ -11,7 +11,10 @@ import tensorflow as tf
 
 from real_videos import moving_face_frames, real_face
 
-from data_pipeline import align, decode, preprocess, schema
+from data_pipeline.faces import align
+from data_pipeline.media import decode
+from data_pipeline import preprocess
+from data_pipeline.records import schema
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +124,7 @@ def test_labels_follow_source_frames_and_segments(inputs):
     assert np.isnan(records[0].valence[records[0].frame_index >= 3]).all()
     assert (records[0].valence[records[0].frame_index < 3] == 0).all()
     # The adapters' FrameLabels class works the same way.
-    annotations = pytest.importorskip("data_pipeline.annotations")
+    annotations = pytest.importorskip("data_pipeline.records.annotations")
     frame_labels = annotations.FrameLabels(valence=labels.valence, arousal=labels.arousal,
                                            au=labels.au, au_names=labels.au_names)
     records, _ = preprocess.process_video(str(inputs / "sub" / "talk.mp4"), labels=frame_labels)
@@ -185,7 +188,8 @@ def test_options_reject_bad_values():
 
 
 def test_audio_spectrogram_follows_the_kept_frames(tmp_path):
-    from data_pipeline import audio, input as data_input
+    from data_pipeline.media import audio
+    from data_pipeline.reader import input as data_input
 
     sr, fps = audio.SAMPLE_RATE, 30
     root = tmp_path / "in"

@@ -5,7 +5,9 @@ import sys
 
 from real_videos import moving_face_frames
 
-from data_pipeline import decode, preprocess, progress
+from data_pipeline.media import decode
+from data_pipeline import preprocess
+from data_pipeline.base import progress
 
 
 class _Recorder:

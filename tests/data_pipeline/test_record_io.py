@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipeline import record_io, schema
+from data_pipeline.records import record_io, schema
 
 
 def _record(frames=5, au_names=("AU1", "AU12"), spectrogram=True):
@@ -86,7 +86,7 @@ def test_shards_read_back_by_tensorflow_with_checksums(tmp_path, gzip):
 def test_writing_a_local_shard_imports_no_tensorflow(tmp_path):
     script = (
         "import sys, numpy as np\n"
-        "from data_pipeline import schema\n"
+        "from data_pipeline.records import schema\n"
         "r = schema.VideoRecord(video_id='v', encoded_images=[b'x'], frame_index=np.array([0]), "
         "landmarks=np.zeros((1, 136), np.float32), timestamp=np.zeros(1))\n"
         f"schema.write_shard({str(tmp_path / 'v.tfrecord.gz')!r}, [r])\n"

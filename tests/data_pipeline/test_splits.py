@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from data_pipeline import splits
+from data_pipeline.records import splits
 
 
 def test_check_passes_and_lists_subjects_per_split():

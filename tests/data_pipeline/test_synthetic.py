@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from data_pipeline import align, render, schema, synthetic
+from data_pipeline.faces import align
+from data_pipeline.synthetic.dataset import render, dataset as synthetic
+from data_pipeline.records import schema
 
 TINY = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=6, crop_size=48,
                                  frame_size=160, videos_per_shard=1)
@@ -177,7 +179,7 @@ def test_affect_is_learnable_from_landmarks_across_subjects():
 
 
 def test_audio_follows_arousal_through_the_same_spectrogram():
-    from data_pipeline import audio
+    from data_pipeline.media import audio
 
     config = audio.SpectrogramConfig()
     fps, n = 30.0, 90
@@ -222,7 +224,7 @@ def test_audio_differs_between_high_and_low_arousal_frames_of_the_set():
 def test_generate_and_render_with_audio(tmp_path):
     import av
 
-    from data_pipeline import audio
+    from data_pipeline.media import audio
 
     out = str(tmp_path / "set")
     config = synthetic.SyntheticConfig(**{**TINY.__dict__, "frames_per_video": 4, "audio": True,

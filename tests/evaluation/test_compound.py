@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.evaluation import compound
-from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_FBN_17, EXPRESSIONS
 
 K = len(AUS_FBN_17)
 

@@ -137,7 +137,7 @@ def test_short_demo_train_resume_evaluate_export_predict(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(expected), rtol=1e-4, atol=1e-5)
 
     # Predict on a rendered video.
-    from data_pipeline.synthetic import render_video_file
+    from data_pipeline.synthetic.dataset import render_video_file
 
     video = str(tmp_path / "clip.mp4")
     render_video_file(video, num_frames=20, width=320, height=240)

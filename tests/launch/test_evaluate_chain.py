@@ -25,7 +25,7 @@ STEPS = (80, 160)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """An utterance-level run (checkpoints at STEPS) on a synthetic set of 4 validation utterances."""
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     root = tmp_path_factory.mktemp("chain")
     data = str(root / "data")

@@ -7,7 +7,7 @@ import pytest
 
 from affnet.models import backbones
 from affnet.models.backbones.preprocessing import InputPreprocessing
-from data_pipeline import transforms
+from data_pipeline.reader import transforms
 from paper_counts import VGG_TABLE, cnn_m_params, resnet50_params, vgg_conv_params
 
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import build, describe, facebehaviornet, multitask
-from data_pipeline.schema import AUS_FBN_17
+from data_pipeline.records.schema import AUS_FBN_17
 from helpers import fit_briefly, full_size
 from paper_counts import VGG_POOL5, dense, vgg_conv_params
 

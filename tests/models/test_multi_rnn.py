@@ -265,7 +265,7 @@ def test_bad_arguments(name, overrides, message):
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     output = str(tmp_path_factory.mktemp("synthetic"))
     config = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=32, crop_size=32,
@@ -277,7 +277,7 @@ def synthetic_data(tmp_path_factory):
 @pytest.mark.slow
 def test_tiny_fusion_trains_on_the_synthetic_set(synthetic_data):
     """[MC] 5.4.1 end to end with the utterance-level median loss ([MC] Sec. 3)."""
-    from data_pipeline import input as data_input
+    from data_pipeline.reader import input as data_input
 
     dataset = data_input.make_dataset(synthetic_data, "train", seq_len=8, batch_size=4, image_size=32, seed=0)
     features, labels = next(iter(dataset))

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.models import build, describe, multitask
-from data_pipeline.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17
+from data_pipeline.records.schema import AUS_ABAW_12, AUS_AFFWILD2_8, AUS_FBN_17
 from helpers import fit_briefly
 from helpers import model_inputs as inputs
 from helpers import saved_model_signature

@@ -7,7 +7,7 @@ import tensorflow as tf
 from affnet.objectives import couplings as coupling
 from affnet.objectives import multitask as mtl
 from affnet.objectives import relatedness
-from data_pipeline.schema import AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_FBN_17, EXPRESSIONS
 
 K = len(AUS_FBN_17)
 E = EXPRESSIONS.index

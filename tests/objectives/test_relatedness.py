@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from affnet.objectives import relatedness
-from data_pipeline.schema import AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS
+from data_pipeline.records.schema import AUS_AFFWILD2_8, AUS_FBN_17, EXPRESSIONS
 
 
 def entry(matrix, emotion, au, au_names=AUS_FBN_17):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from predict_fakes import face, make_export, moving_face_frames
 
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 
 @pytest.fixture(scope="session")

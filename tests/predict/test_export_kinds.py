@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from predict_fakes import moving_face_frames
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 
 def test_multitask_columns_hold_probabilities(exports):
@@ -52,7 +52,7 @@ def _still(tmp_path):
 @pytest.mark.slow
 def test_audio_visual_export_uses_the_video_audio(exports, tmp_path):
     import affnet
-    from data_pipeline import audio, decode
+    from data_pipeline.media import audio, decode
 
     export = tmp_path / "export"
     shutil.copytree(exports["audio_visual"], export)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from predict_fakes import face
 
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

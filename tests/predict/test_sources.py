@@ -6,7 +6,7 @@ import pytest
 from predict_fakes import face, moving_face_frames
 
 from affnet.predict import sources
-from data_pipeline import decode
+from data_pipeline.media import decode
 
 
 @pytest.fixture

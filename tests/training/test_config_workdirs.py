@@ -18,7 +18,7 @@ TINY = "width=0.125,input_size=32,fc_units=16,rnn_units=8,dropout=0.0"
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     output = str(tmp_path_factory.mktemp("synthetic"))
     synthetic.generate(output, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,

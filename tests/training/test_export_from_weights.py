@@ -87,7 +87,7 @@ def test_weights_export_loads_without_affnet_and_predicts(tmp_path):
     assert np.abs(expected).max() > 1e-3  # Not a constant model.
 
     # The export predicts on a video (dlib finds the rendered face).
-    from data_pipeline.synthetic import render_video_file
+    from data_pipeline.synthetic.dataset import render_video_file
 
     video = str(tmp_path / "clip.mp4")
     render_video_file(video, num_frames=12, width=320, height=240)
@@ -142,7 +142,7 @@ def test_postprocess_comes_from_the_evaluation(tmp_path):
 
 
 def test_audio_settings_come_from_the_training_data(tmp_path):
-    from data_pipeline import audio
+    from data_pipeline.media import audio
 
     train = tmp_path / "data" / "train"
     train.mkdir(parents=True)

@@ -11,12 +11,12 @@ import tensorflow as tf
 from affnet import models
 from affnet.training import config as config_lib
 from affnet.training import evaluate, export, loop
-from data_pipeline.schema import EXPRESSIONS
+from data_pipeline.records.schema import EXPRESSIONS
 
 
 @pytest.mark.slow
 def test_run_export_copies_the_postprocess_chosen_on_validation(tmp_path):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     data = str(tmp_path / "data")
     synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=40,

@@ -27,7 +27,7 @@ SYNTHETIC = dict(subjects=3, videos_per_subject=1, frames_per_video=32, crop_siz
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     """The tiny synthetic set of tests/models/test_multi_rnn.py (one 32-frame video per split)."""
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     output = str(tmp_path_factory.mktemp("synthetic"))
     synthetic.generate(output, synthetic.SyntheticConfig(**SYNTHETIC), seed=0, log=lambda message: None)

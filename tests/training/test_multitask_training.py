@@ -18,7 +18,7 @@ TINY = dict(width=0.125, input_size=32, dropout=0.0)
 
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     output = str(tmp_path_factory.mktemp("synthetic"))
     config = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24, crop_size=32,
@@ -148,7 +148,7 @@ def test_multitask_model_needs_the_multitask_loss(tmp_path):
 def test_mt_vgg_and_av_mt_vgg_gru_train_on_the_synthetic_set_with_audio(tmp_path):
     """The frame model MT-VGG and the audio-visual model train through the Trainer on
     the synthetic set rendered with its arousal-driven voice (spectrogram patches)."""
-    from data_pipeline import synthetic
+    from data_pipeline.synthetic import dataset as synthetic
 
     data = str(tmp_path / "audio_set")
     synthetic.generate(data, synthetic.SyntheticConfig(

@@ -13,7 +13,7 @@ import pytest
 from affnet.models import backbones
 from affnet.models.frame_cnn import FrameCNN
 from affnet.weights import keras_h5
-from data_pipeline import transforms
+from data_pipeline.reader import transforms
 
 VGGFACE1_BGR_MEANS = np.array([93.5940, 104.7624, 129.1863], dtype="float32")
 

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tf1_reference as ref
-from data_pipeline.transforms import normalize_images
+from data_pipeline.reader.transforms import normalize_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The released VGG-Face-GRU at 1/16 width, 96x96 input as released.

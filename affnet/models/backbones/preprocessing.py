@@ -3,7 +3,7 @@ pre-training normalisation.
 
 Every affnet backbone takes (S, S, 3) float32 RGB in [-1, 1], produced from
 uint8 pixels by the reader's (p - 127.5) / 127.5
-(`data_pipeline.transforms.normalize_images`). The normalisation belongs to
+(`data_pipeline.reader.transforms.normalize_images`). The normalisation belongs to
 the weights, not to the serving interface: every set of weights was trained
 on its own, and this layer, always the first layer of a backbone (named
 "input_preprocessing"), converts [-1, 1] to it:
@@ -33,7 +33,7 @@ pixel.
 import keras
 from keras import ops
 
-from data_pipeline.transforms import PIXEL_MIDPOINT
+from data_pipeline.reader.transforms import PIXEL_MIDPOINT
 
 _BGR_MEANS = {
     "vggface1": (93.5940, 104.7624, 129.1863),

@@ -6,7 +6,9 @@ import os
 import cv2
 import numpy as np
 
-from data_pipeline import align, decode, schema
+from data_pipeline.faces import align
+from data_pipeline.media import decode
+from data_pipeline.records import schema
 
 
 def moving_face_frames(face, count=8, size=(240, 320), faces=1, step=6, gap=230):

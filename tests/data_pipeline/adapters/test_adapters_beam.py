@@ -41,7 +41,7 @@ def test_beam_flags_need_the_beam_engine(afew, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(common + ["--direct_num_workers=2"])
     assert "unrecognized arguments: --direct_num_workers=2" in capsys.readouterr().err
-    # A user mistake raises; the CLI entry (`data_pipeline.cli.run`) prints it in one line and exits 2.
+    # A user mistake raises; the CLI entry (`data_pipeline.base.cli.run`) prints it in one line and exits 2.
     with pytest.raises(ValueError, match="--no_such_flag"):
         main(common + ["--engine", "beam", "--no_such_flag"])
 

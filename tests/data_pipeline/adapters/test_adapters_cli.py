@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from adapter_fakes import afew_clip
 
-from data_pipeline import annotations
+from data_pipeline.records import annotations
 from data_pipeline.adapters import common, get, main
 
 

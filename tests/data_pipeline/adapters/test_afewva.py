@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from adapter_fakes import afew_clip
 
-from data_pipeline import align, schema
+from data_pipeline.faces import align
+from data_pipeline.records import schema
 from data_pipeline.adapters import afewva, common
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from adapter_fakes import moving_face_frames, write_text, write_video
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 from data_pipeline.adapters import affwild, common
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from adapter_fakes import moving_face_frames, read_records, write_image, write_text, write_video
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 from data_pipeline.adapters import affwild2, common
 
 ABAW3 = "3rd ABAW Annotations/Third ABAW Annotations"

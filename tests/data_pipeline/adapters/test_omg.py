@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from adapter_fakes import moving_face_frames, read_records, write_text, write_video
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 from data_pipeline.adapters import omg
 
 HEADER = "link,start,end,video,utterance,arousal,valence,EmotionMaxVote\n"

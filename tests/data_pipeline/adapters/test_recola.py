@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from adapter_fakes import moving_face_frames, write_text, write_video
 
-from data_pipeline import annotations
+from data_pipeline.records import annotations
 from data_pipeline.adapters import common, recola
 
 ANNOTATORS = ("FM1", "FM2", "FM3", "FF1", "FF2", "FF3")

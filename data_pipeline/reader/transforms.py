@@ -18,7 +18,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 # [AW] Sec. 4 balancing: target shares of windows per VA quadrant, in the
 # order (+V,+A), (-V,+A), (+V,-A), (-V,-A).

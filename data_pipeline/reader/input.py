@@ -28,7 +28,8 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data_pipeline import schema, shards, transforms
+from data_pipeline.records import schema, shards
+from data_pipeline.reader import transforms
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 256
@@ -161,7 +162,7 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
       pass over the split to count windows per quadrant.
     deterministic: default True when a seed is given or at evaluation; the
       same seed then gives the same batches.
-    skip_corrupt_shards: read every shard once first (`data_pipeline.shards`)
+    skip_corrupt_shards: read every shard once first (`data_pipeline.records.shards`)
       and leave out corrupt, truncated or foreign ones, logging each and the
       count. Off: a bad shard stops the reader; `shards.explain` names it.
     """

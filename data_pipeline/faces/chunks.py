@@ -16,7 +16,8 @@ fresh fit, as after any re-detection).
 import multiprocessing
 from typing import List, Optional, Tuple
 
-from data_pipeline import decode, face_pass
+from data_pipeline.media import decode
+from data_pipeline.faces import face_pass
 
 # A chunk's fixed cost (a process, imports, model loads, decoding the video
 # up to its span) is about a second on this project's 2-core machine; ten
@@ -53,7 +54,7 @@ def run(path: str, options, spans: List[Span]) -> face_pass.FacePass:
     the preload is not applied and each chunk loads its own.)
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["data_pipeline.landmark_preload"])
+    context.set_forkserver_preload(["data_pipeline.faces.landmark_preload"])
     with context.Pool(len(spans), initializer=face_pass.init_worker) as pool:
         passes = pool.map(_run_span, [(path, options, span) for span in spans])
     return face_pass.merge(passes)

@@ -37,8 +37,8 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from data_pipeline import record_io
-from data_pipeline.lazy_tensorflow import tf  # Reading only: writers need no TensorFlow.
+from data_pipeline.records import record_io
+from data_pipeline.base.lazy_tensorflow import tf  # Reading only: writers need no TensorFlow.
 
 # Context keys.
 VIDEO_ID = "video_id"

@@ -27,7 +27,7 @@ from typing import Dict, Optional, Sequence
 import cv2
 import numpy as np
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 AU_NAMES = schema.AUS_FBN_17
 AU_THRESHOLD = 0.5

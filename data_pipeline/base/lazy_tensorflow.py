@@ -7,7 +7,7 @@ validation run without it; the first attribute access (`tf.io...`) imports
 TensorFlow without its start-up log lines (`cli.import_tensorflow_quietly`).
 """
 
-from data_pipeline import cli
+from data_pipeline.base import cli
 
 
 class _TensorFlow:

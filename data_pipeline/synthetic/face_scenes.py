@@ -22,7 +22,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from data_pipeline import detect
+from data_pipeline.faces import detect
 
 PEOPLE = ("astronaut", "grace_hopper")
 

@@ -47,8 +47,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from data_pipeline import decode
-from data_pipeline.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
+from data_pipeline.media import decode
+from data_pipeline.base.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
 
 SAMPLE_RATE = 44100  # [FBN] Sec. IV.
 SCALES = ("mel", "linear")

@@ -8,7 +8,7 @@ returns `"<path>: record <k> ...: <what is wrong>"` (the byte offset where the
 reader reports one), or None for a good shard. Results are cached per
 (path, size, mtime), so the reader and the training loop share one pass.
 
-The reader (`data_pipeline.input.make_dataset`) scans every shard up front
+The reader (`data_pipeline.reader.input.make_dataset`) scans every shard up front
 only with `skip_corrupt_shards` (it then drops the bad ones); otherwise it
 reads as usual and `explain` names the bad shard after TensorFlow fails.
 """
@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from google.protobuf import message as protobuf_message
 
-from data_pipeline import schema
-from data_pipeline.lazy_tensorflow import tf  # Imported when a shard is first read.
+from data_pipeline.records import schema
+from data_pipeline.base.lazy_tensorflow import tf  # Imported when a shard is first read.
 
 _CACHE: Dict[Tuple[str, int, int], Optional[str]] = {}
 SKIP_HINT = "pass --skip_corrupt_shards to skip bad shards"
@@ -38,7 +38,7 @@ def record_problem(serialized: bytes) -> Optional[str]:
     if schema.VIDEO_ID not in example.context.feature or schema.IMAGE not in example.feature_lists.feature_list:
         # A tf.train.Example parses as a SequenceExample with no feature lists.
         return (f"not an affnet SequenceExample (no {schema.VIDEO_ID!r} context feature or "
-                f"{schema.IMAGE!r} feature list; see data_pipeline/schema.py)")
+                f"{schema.IMAGE!r} feature list; see data_pipeline/records/schema.py)")
     return None
 
 

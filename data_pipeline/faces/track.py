@@ -29,7 +29,7 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
-from data_pipeline import detect
+from data_pipeline.faces import detect
 
 
 UPRIGHT_SIDE = 100.0  # Pixels: face box side in the crop the landmarks are fitted in.

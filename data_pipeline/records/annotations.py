@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import scipy.ndimage
 
-from data_pipeline import schema
+from data_pipeline.records import schema
 
 # [AW2] Sec. II-D: median-filter sizes tried (0.1, 0.5 and 1 s at 30 fps).
 MEDIAN_WINDOWS = (5, 15, 30)

@@ -21,8 +21,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from data_pipeline import align, background, decode, detect, identity, schema, track
-from data_pipeline import progress as progress_bar
+from data_pipeline.faces import align, detect, identity, track
+from data_pipeline.base import background
+from data_pipeline.media import decode
+from data_pipeline.records import schema
+from data_pipeline.base import progress as progress_bar
 
 
 @dataclasses.dataclass

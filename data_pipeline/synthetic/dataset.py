@@ -7,7 +7,7 @@ through `render.affect_to_aus` (valence: lip corners and brows; arousal: lids,
 lips apart; arousal also scales the head-motion energy), with head pose drift,
 gaze, occasional occlusions, brightness changes and sensor noise. Frames are
 rendered into a full frame, aligned onto the 5-point template of
-`data_pipeline.align` exactly as preprocessing does (anchors from the 68 known
+`data_pipeline.faces.align` exactly as preprocessing does (anchors from the 68 known
 landmarks plus small localisation noise), and written as JPEG crops with the
 landmarks in crop pixels and the frame->crop matrix.
 
@@ -16,7 +16,7 @@ byte-identical to a set made without the option): each video also gets a
 voice-like signal (`affect_audio`) whose pitch, loudness and syllable rate
 rise with arousal and whose spectral tilt brightens with valence, plus
 background noise, turned into `audio/spectrogram` rows by the same
-`data_pipeline.audio` functions preprocessing uses (shape in the manifest's
+`data_pipeline.media.audio` functions preprocessing uses (shape in the manifest's
 "spectrogram_shape" and each record's context). Its random draws come from a
 separate seed stream, so the images and labels do not change with `audio`.
 
@@ -43,8 +43,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from data_pipeline import align, render, schema
-from data_pipeline import audio as audio_features  # `audio` is a config field.
+from data_pipeline.faces import align
+from data_pipeline.synthetic import render
+from data_pipeline.records import schema
+from data_pipeline.media import audio as audio_features  # `audio` is a config field.
 
 SPLITS = ("train", "validation", "test")
 AU_SETS = {"8": schema.AUS_AFFWILD2_8, "12": schema.AUS_ABAW_12, "17": schema.AUS_FBN_17}
@@ -436,6 +438,3 @@ def main(argv=None):
     print(json.dumps({split: {k: v for k, v in info.items() if k != "shards"}
                       for split, info in manifest["splits"].items()}))
 
-
-if __name__ == "__main__":
-    main()

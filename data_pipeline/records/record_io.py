@@ -1,7 +1,7 @@
 """`tf.train.SequenceExample` bytes and TFRecord files, written without TensorFlow.
 
 Importing TensorFlow takes 3-16 s, longer than preprocessing a minute of video
-takes once the face front-end tracks (`data_pipeline.track`), and the offline
+takes once the face front-end tracks (`data_pipeline.faces.track`), and the offline
 writers (preprocess, the adapters, Beam workers) need nothing else from it. So
 the two formats are encoded here by their published definitions:
 
@@ -97,7 +97,7 @@ def write_tfrecords(path: str, serialized: Iterable[bytes], compress: bool = Fal
     if not is_remote(path):
         raw = open(path, "wb")
     else:
-        from data_pipeline.lazy_tensorflow import tf
+        from data_pipeline.base.lazy_tensorflow import tf
 
         raw = tf.io.gfile.GFile(path, "wb")
     with raw:
@@ -116,6 +116,6 @@ def rename(source: str, target: str) -> None:
     if not (is_remote(source) or is_remote(target)):
         os.replace(source, target)
     else:
-        from data_pipeline.lazy_tensorflow import tf
+        from data_pipeline.base.lazy_tensorflow import tf
 
         tf.io.gfile.rename(source, target, overwrite=True)
