@@ -7,7 +7,8 @@ Sub-packages, each importing only those below it (tests/test_architecture.py):
   faces/      detection, landmarks, tracking, identities, alignment, the per-frame pass
   records/    the TFRecord schema, record bytes, shard checks, labels, splits
   media/      video, image and audio decoding
-  base/       one-line CLI errors, quiet lazy TensorFlow, progress bars, background iteration
+  base/       argument checks (with "did you mean"), one-line CLI errors, quiet lazy
+              TensorFlow, progress bars, background iteration
 The command lines are the modules at this level: `python -m data_pipeline.preprocess`,
 `python -m data_pipeline.beam_preprocess`, `python -m data_pipeline.adapters`,
 `python -m data_pipeline.synthetic`.

@@ -22,7 +22,7 @@ averaged, VGG-Face's flattened ([AW] 4.2.1).
 
 import keras
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.layers.recurrent import ATTENTION_PLACEMENTS, RNNS, build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads

@@ -9,7 +9,7 @@ Backbone (a nested model named after it, see `backbones`) -> `flatten` /
 
 import keras
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.models import backbones, heads
 from affnet.models.base import ArgumentModel
 from affnet.models.spec import ModelSpec

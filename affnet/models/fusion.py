@@ -28,7 +28,7 @@ Arguments other than the ones below (e.g. `width`, `input_size`, `landmarks`,
 
 import keras
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.layers.recurrent import build_rnn_stack
 from affnet.models import affwildnet, heads, multi_rnn
 from affnet.models.base import ArgumentModel

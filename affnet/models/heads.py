@@ -14,7 +14,7 @@ Layer names (the TF1 converter maps onto them; keep them stable):
 
 import keras
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.models import backbones
 from data_pipeline.records.schema import LANDMARK_DIM
 

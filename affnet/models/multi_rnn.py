@@ -64,7 +64,7 @@ landmark input in [OMG] III-C) use `landmarks=False`.
 
 import keras
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.layers.recurrent import build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads

@@ -53,7 +53,7 @@ import re
 import keras
 from keras import ops
 
-from affnet import checks
+from data_pipeline.base import checks
 from affnet.layers.recurrent import RNNS, build_rnn_stack
 from affnet.layers.sequence import FoldTime, UnfoldTime
 from affnet.models import backbones, heads

@@ -10,7 +10,7 @@ import inspect
 
 from affnet.models import affwildnet, facebehaviornet, frame_cnn, fusion, multi_rnn, multitask
 from affnet.models.spec import ModelSpec
-from affnet.spelling import suggest
+from data_pipeline.base.checks import suggest
 
 _FAMILIES = (frame_cnn, affwildnet, multi_rnn, fusion, multitask, facebehaviornet)
 

@@ -23,7 +23,7 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from affnet.spelling import suggest
+from data_pipeline.base.checks import suggest
 
 from affnet.names import COUPLINGS, TASKS
 

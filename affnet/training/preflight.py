@@ -12,7 +12,7 @@ import os
 
 from affnet import models
 from affnet.objectives import couplings
-from affnet.spelling import suggest
+from data_pipeline.base.checks import suggest
 from affnet.training import config as config_lib
 from affnet.training import data
 

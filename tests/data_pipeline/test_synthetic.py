@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from data_pipeline.faces import align
-from data_pipeline.synthetic.dataset import render, dataset as synthetic
+from data_pipeline.synthetic import dataset as synthetic
+from data_pipeline.synthetic import render
 from data_pipeline.records import schema
 
 TINY = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=6, crop_size=48,

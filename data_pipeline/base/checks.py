@@ -1,7 +1,20 @@
-"""Argument checks shared by every constructor: each raises ValueError naming the
-argument and the value received (STYLE: "argument checks that raise ValueError naming
-the received value") and returns the checked value, so a constructor reads
-`units = checks.check_int(units, "units")`."""
+"""Argument checks shared by every constructor, option set and command line of both
+packages: each raises ValueError naming the argument and the value received, and
+returns the checked value, so a constructor reads `units = checks.check_int(units,
+"units")`. A misspelled name gets the nearest valid ones (`suggest`), so every
+"unknown name" error suggests the same way."""
+
+import difflib
+
+
+def suggest(name, known, list_known: bool = True) -> str:
+    """`"; did you mean 'width'?"` when `name` is close to some of `known`;
+    otherwise `"; known: a, b, c"` (or "" with `list_known=False`)."""
+    known = sorted(str(k) for k in known)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return f"; known: {', '.join(known)}" if list_known else ""
 
 
 def check_int(value, argument, minimum=1):
@@ -19,9 +32,10 @@ def check_bool(value, argument):
 
 
 def check_choice(value, argument, choices):
-    """`value` if it is one of `choices`."""
+    """`value` if it is one of `choices`; otherwise the nearest valid names."""
     if value not in choices:
-        raise ValueError(f"{argument} must be one of {tuple(choices)}, got {value!r}")
+        raise ValueError(f"{argument} must be one of {tuple(choices)}, got {value!r}"
+                         f"{suggest(value, choices, list_known=False)}")
     return value
 
 
