@@ -86,10 +86,11 @@ class OutputLock:
     """An exclusive `fcntl.flock` on `<folder>/.affnet.lock`, held for a whole run.
 
     The file says who holds it ("pid N on HOST: COMMAND") so a refused second run
-    names the holder. The kernel drops the lock when its holder dies (a kill
-    leaves no stale lock to clear by hand); the file stays, which is harmless.
-    flock is local to one machine: on NFS or an object store, give each run its
-    own output folder.
+    names the holder. The kernel drops the lock when its holder dies, so a killed
+    run leaves no lock to clear by hand (its file, unlocked, is taken by the next
+    run); a run that ends removes the file while still holding the lock, and a run
+    that locked a file removed under it meanwhile retries on the new one. flock is
+    local to one machine: on NFS or an object store, give each run its own folder.
     """
 
     def __init__(self, folder: str, command: str = ""):
@@ -97,22 +98,32 @@ class OutputLock:
         self.command = command
         self._fd = None
 
+    def _holder(self) -> str:
+        try:
+            with open(self.path) as f:
+                return f.read().strip() or "another process"
+        except OSError:
+            return "another process"
+
     def __enter__(self) -> "OutputLock":
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                with open(self.path) as f:
-                    holder = f.read().strip() or "another process"
-            except OSError:
-                holder = "another process"
-            raise LockedError(f"{os.path.dirname(self.path)}: in use by {holder} (lock {self.path}); wait for it "
-                              f"to end or use another output folder") from None
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(fd)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise LockedError(f"{os.path.dirname(self.path) or '.'}: in use by {self._holder()} (lock "
+                                  f"{self.path}); wait for it to end or use another output folder") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # Removed by the holder that just ended: lock the new file.
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}: {self.command}\n".encode())
         self._fd = fd
@@ -120,6 +131,8 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -451,10 +451,11 @@ def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_rep
                            _options_record(options), previous_report.get("options"))
 
 
-def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per-input report entries: this run's replace the previous run's of the same output; others are kept."""
-    replaced = {e["output"] for e in current}
-    return [e for e in previous if e.get("output") not in replaced] + list(current)
+def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]],
+                  key: str = "output") -> List[Dict[str, Any]]:
+    """Per-input report entries: this run's replace the previous run's of the same `key`; others are kept."""
+    replaced = {e[key] for e in current}
+    return [e for e in previous if e.get(key) not in replaced] + list(current)
 
 
 def run_tasks(function, tasks, workers: int, preload: str, on_result):
