@@ -6,7 +6,8 @@
 Every input is one Beam element handled by `preprocess.process_file`, the
 function the local tool (`data_pipeline.preprocess`) runs per input: decode ->
 detect/track -> landmarks -> align -> encode, the shard written as
-`<output>.tmp` and committed by rename, a finished output skipped, a bad input
+`<output>.tmp` and committed by rename, its side report last (`preprocess.finished_output`:
+a shard without it is redone), a finished output skipped, a bad input
 reported as "failed". A retried bundle or a re-run pipeline therefore neither
 duplicates nor truncates a shard. The entries the workers return are gathered
 and `preprocess.assemble_report` turns them into DIR/report.json, as locally.
@@ -275,6 +276,8 @@ def beam_preprocess(input_pattern: str, output_dir: str,
     # The output folder is one the launcher and the workers share (on a cluster, or when remote).
     shared = is_remote(output_dir) or not _is_direct(pipeline_options(pipeline_args, workers))
     results_dir = FileSystems.join(output_dir, "_beam_results") if shared else None
+    if shared and not is_remote(output_dir):  # A killed run's gathered results, never read.
+        shutil.rmtree(results_dir, ignore_errors=True)
     run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
     if shared and not is_remote(output_dir):
         os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.

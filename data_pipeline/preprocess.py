@@ -15,7 +15,9 @@ one `schema` SequenceExample per written track (and per segment of
 `segment_frames` kept frames). Beside it `<output>.json` holds that input's
 report, and DIR/report.json every input's (merged per input across runs: a rerun on a subset
 keeps the other inputs' entries). The output is written to `<output>.tmp` and
-renamed, so a re-run skips finished inputs and redoes interrupted ones. Each
+renamed, then its side report the same way (`atomic`): the side report marks the
+output finished, so a re-run skips finished inputs and redoes interrupted ones
+(a shard without its side report included), removing what a killed run left. Each
 `<output>.json` records the options that made it; a rerun with other options
 is refused before anything is written (naming the options that changed)
 unless `--overwrite`, which redoes those outputs. Undecodable inputs are
@@ -66,7 +68,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from data_pipeline.faces import align, chunks, detect, face_pass
-from data_pipeline.base import cli
+from data_pipeline.base import atomic, cli
 from data_pipeline.media import decode
 from data_pipeline.records import schema
 from data_pipeline.base import progress as progress_bar  # `progress` is preprocess()'s line stream.
@@ -301,12 +303,6 @@ def output_path(relative: str, output_dir: str, options: PreprocessOptions) -> s
     return schema.shard_path(os.path.join(output_dir, relative), options.gzip)
 
 
-def _replace_atomically(path: str, write) -> None:
-    temp = path + ".tmp"
-    write(temp)
-    os.replace(temp, path)
-
-
 def _options_record(options: PreprocessOptions) -> Dict[str, Any]:
     return dataclasses.asdict(options)
 
@@ -318,6 +314,28 @@ def read_sidecar(target: str) -> Dict[str, Any]:
             return json.load(f)
     except (OSError, ValueError):
         return {}
+
+
+def finished_output(target: str) -> Optional[Dict[str, Any]]:
+    """The side report of `target` when the output is finished, else None.
+
+    Finished means the shard and its side report are both there: the side report
+    is written last (`write_output`), so a shard without one was cut off by a kill
+    between the two renames and is redone. Stale temporaries of both files, left by
+    a killed writer, are removed first: a finished output would otherwise keep them.
+    """
+    report = schema.side_report_path(target)
+    atomic.remove_temporaries([target, report])
+    if not (os.path.exists(target) and os.path.exists(report)):
+        return None
+    return read_sidecar(target) or None
+
+
+def write_output(target: str, records, entry: Dict[str, Any], image_format: str) -> None:
+    """The shard, then its side report (its completion record), each temp-then-rename."""
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    schema.write_shard(target, records, image_format)
+    atomic.write_json(schema.side_report_path(target), entry)
 
 
 def option_changes(made_with: Optional[Dict[str, Any]], options: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
@@ -349,8 +367,8 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
     target = output_path(relative, output_dir, options)
     entry = {"input": source, "output": target}
     made = _options_record(options)
-    if os.path.exists(target):
-        previous = read_sidecar(target)
+    previous = finished_output(target)
+    if previous is not None:
         changes = option_changes(previous.get("options"), made)
         if not changes:
             return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
@@ -380,16 +398,9 @@ def process_file(source: str, relative: str, output_dir: str, options: Preproces
         entry["truncation"] = truncations[0].report()
     if not report["frames_written"]:
         entry["error"] = f"{source}: no face with landmarks in any of {report['frames_decoded']} frames"
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-
-    def write_json(path):
-        with open(path, "w") as f:
-            json.dump(entry, f, indent=1)
-
-    # Records first, then the side report: a crash in between leaves the old report,
-    # whose other options make the next run redo (or refuse) the output.
-    schema.write_shard(target, records, options.image_format)
-    _replace_atomically(schema.side_report_path(target), write_json)
+    # A kill while redoing an output made with other options leaves its old side report,
+    # whose options make the next run redo (or refuse) it.
+    write_output(target, records, entry, options.image_format)
     return entry
 
 
@@ -443,10 +454,11 @@ def check_rerun(tasks, output_dir: str, options: PreprocessOptions, previous_rep
                            _options_record(options), previous_report.get("options"))
 
 
-def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per-input report entries: this run's replace the previous run's of the same output; others are kept."""
-    replaced = {e["output"] for e in current}
-    return [e for e in previous if e.get("output") not in replaced] + list(current)
+def merge_entries(previous: List[Dict[str, Any]], current: List[Dict[str, Any]],
+                  key: str = "output") -> List[Dict[str, Any]]:
+    """Per-input report entries: this run's replace the previous run's of the same `key`; others are kept."""
+    replaced = {e[key] for e in current}
+    return [e for e in previous if e.get(key) not in replaced] + list(current)
 
 
 def run_tasks(function, tasks, workers: int, preload: str, on_result):
@@ -517,12 +529,7 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
         run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
     report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers,
                              previous_report.get("inputs", []))
-
-    def write_report(path):
-        with open(path, "w") as f:
-            json.dump(report, f, indent=1)
-
-    _replace_atomically(os.path.join(output_dir, REPORT), write_report)
+    atomic.write_json(os.path.join(output_dir, REPORT), report)
     return report
 
 

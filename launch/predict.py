@@ -10,6 +10,9 @@ output"), DIR/<input>_va.png and _va_hist.png (valence/arousal over time per
 face, 2-D histogram; exports with valence/arousal), DIR/<input>_annotated.mp4
 with --annotated_video, and DIR/summary.json for the run. --input=0 reads
 camera 0, --input=rtsp://... a stream (stop with --max_frames or Ctrl-C).
+Re-running the same command resumes: inputs finished with the same model and
+options are skipped (DIR/<input>.done.json, written last, marks them), partial
+ones redone; other options or another model are refused unless --overwrite.
 User mistakes print one line on stderr and exit 2.
 """
 
@@ -53,12 +56,15 @@ _DETECT_EVERY = flags.DEFINE_integer("detect_every", 10, "Detect every k frames 
 _FPS = flags.DEFINE_float("fps", 30.0, "Resample videos to this rate (0 keeps the source frames).")
 _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Stop each input after this many frames.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over frames (never when stderr is not a TTY).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo inputs predicted with another model or other options "
+                                "(default: refuse; finished inputs of the same ones are skipped).")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.predict import predictor
+    from data_pipeline.base import atomic
     from data_pipeline.media import decode
 
     try:
@@ -70,8 +76,8 @@ def main(argv):
             detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
             max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
-                             annotated_video=_ANNOTATED.value)
-    except (ValueError, FileNotFoundError, decode.DecodeError) as error:
+                             annotated_video=_ANNOTATED.value, overwrite=_OVERWRITE.value)
+    except (ValueError, FileNotFoundError, decode.DecodeError, atomic.LockedError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps({"summary": os.path.join(_OUTPUT.value, "summary.json"), **summary["totals"],

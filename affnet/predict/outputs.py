@@ -10,13 +10,13 @@ face_id empty and success 0. Columns, in order:
 """
 
 import fractions
-import json
-import os
 from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
+
+from data_pipeline.base import atomic
 
 BASE_COLUMNS = ("frame_index", "timestamp", "face_id", "success", "confidence", "face_x", "face_y",
                 "face_w", "face_h")
@@ -66,12 +66,14 @@ def table(rows: List[tuple], predictions: Dict[str, Dict[int, np.ndarray]], colu
 def write_table(frame, path: str, output_format: str = "csv") -> None:
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    temp = path + ".tmp"
-    if output_format == "csv":
-        frame.to_csv(temp, index=False, float_format="%.6g")
-    else:
-        frame.to_parquet(temp, index=False)  # pyarrow
-    os.replace(temp, path)
+
+    def write(temp):
+        if output_format == "csv":
+            frame.to_csv(temp, index=False, float_format="%.6g")
+        else:
+            frame.to_parquet(temp, index=False)  # pyarrow
+
+    atomic.replace_atomically(path, write)
 
 
 def read_table(path: str):
@@ -99,7 +101,7 @@ def plot(frame, time_path: str, histogram_path: str, title: str = "") -> None:
         axes[0].legend(loc="upper right", fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(time_path)
+    atomic.replace_atomically(time_path, lambda temp: figure.savefig(temp, format="png"))
     pyplot.close(figure)
 
     values = faces[list(VA_COLUMNS)].to_numpy(np.float64)
@@ -108,7 +110,7 @@ def plot(frame, time_path: str, histogram_path: str, title: str = "") -> None:
     ax.imshow(counts.T, origin="lower", extent=(-1, 1, -1, 1), cmap="viridis")
     ax.set(xlabel="valence", ylabel="arousal", title=f"{title} ({len(values)} face frames)")
     figure.tight_layout()
-    figure.savefig(histogram_path)
+    atomic.replace_atomically(histogram_path, lambda temp: figure.savefig(temp, format="png"))
     pyplot.close(figure)
 
 
@@ -140,11 +142,17 @@ def draw(image: np.ndarray, rows) -> np.ndarray:
 
 def write_annotated_video(frames, frame, path: str, fps: float) -> None:
     """Stream `frames` (decode.Frame, the same ones predicted) into an H.264 video with `draw`n rows."""
-    import av  # As in data_pipeline.media.decode: only writing a video needs it.
-
     by_position = dict(tuple(frame.groupby(["frame_index", "timestamp"], sort=False)))
     rate = fractions.Fraction(fps or 30.0).limit_denominator(1001000)  # 29.97 -> 30000/1001.
-    with av.open(path + ".tmp.mp4", mode="w") as container:
+    # The temporary keeps the .mp4 extension: PyAV picks the container by it.
+    atomic.replace_atomically(path, lambda temp: _encode(frames, frame, by_position, rate, temp),
+                              atomic.temporary_path(path) + ".mp4")
+
+
+def _encode(frames, frame, by_position, rate, path: str) -> None:
+    import av  # As in data_pipeline.media.decode: only writing a video needs it.
+
+    with av.open(path, mode="w") as container:
         stream = None
         for k, item in enumerate(frames):
             image = item.image
@@ -165,9 +173,7 @@ def write_annotated_video(frames, frame, path: str, fps: float) -> None:
         if stream is not None:
             for packet in stream.encode():
                 container.mux(packet)
-    os.replace(path + ".tmp.mp4", path)
 
 
 def write_summary(summary: dict, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(summary, f, indent=1)
+    atomic.write_json(path, summary)

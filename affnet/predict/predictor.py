@@ -25,9 +25,9 @@ import numpy as np
 
 from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
-from affnet.predict import outputs, runtime, sources, windows
+from affnet.predict import outputs, resume, runtime, sources, windows
+from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
-from data_pipeline.base import background, progress
 from data_pipeline import preprocess
 
 POSTPROCESS = ("auto", "none")
@@ -212,43 +212,69 @@ class Predictor:
 
     # -- a run over many inputs ---------------------------------------------------------------------------
     def run(self, inputs: Sequence[str], output_dir: str, output_format: str = "csv", plots: bool = True,
-            annotated_video: bool = False) -> dict:
-        """Write one table per input into `output_dir` (plus plots, annotated videos) and summary.json."""
+            annotated_video: bool = False, overwrite: bool = False) -> dict:
+        """Write one table per input into `output_dir` (plus plots, annotated videos) and summary.json.
+
+        Resumable (`resume`): a file input finished earlier with the same model and options is
+        skipped, a partial one redone; outputs made otherwise are refused (ValueError) before
+        anything is written unless `overwrite`. summary.json is merged per input across runs.
+        One run at a time per `output_dir` (`atomic.OutputLock`).
+        """
         if output_format not in outputs.OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {outputs.OUTPUT_FORMATS}, got {output_format!r}")
         found = sources.expand(inputs)
+        model = resume.model_fingerprint(self.info.directory)
+        made = {**{k: v for k, v in dataclasses.asdict(self.options).items() if k != "progress"},
+                "seq_len": self.seq_len, "output_format": output_format, "plots": plots,
+                "annotated_video": annotated_video}
+        bases = {source: os.path.join(output_dir, source.name) for source in found}
+        if not overwrite:
+            resume.refuse_changed([bases[s] for s in found if not s.live], output_dir, model, made)
         os.makedirs(output_dir, exist_ok=True)
-        start = time.perf_counter()
-        entries = []
-        for source in found:
-            entry = {"input": source.location}
-            try:
-                table, stats = self.predict_source(source)
-            except decode.DecodeError as error:  # One bad input must not stop the others.
-                entries.append({**entry, "status": "failed", "error": str(error)})
-                continue
-            base = os.path.join(output_dir, source.name)
-            os.makedirs(os.path.dirname(base), exist_ok=True)
-            entry.update(status="ok", table=f"{base}.{output_format}", **stats)
-            outputs.write_table(table, entry["table"], output_format)
-            if plots and "valence_arousal" in self.columns:
-                entry["plot"], entry["histogram"] = f"{base}_va.png", f"{base}_va_hist.png"
-                outputs.plot(table, entry["plot"], entry["histogram"], title=source.name)
-            if annotated_video and not source.live:
-                entry["annotated_video"] = f"{base}_annotated.mp4"
-                again = sources.frames(source, self.options.fps, self.options.max_frames)
-                outputs.write_annotated_video(again, table, entry["annotated_video"], self.options.fps)
-            entries.append(entry)
-        seconds = time.perf_counter() - start
-        frames = sum(e.get("frames", 0) for e in entries)
-        summary = {"model": self.info.directory, "export_model": self.info.model, "seq_len": self.seq_len,
-                   "options": dataclasses.asdict(self.options),
-                   "median_windows": list(self.median_windows) if self.median_windows else None,
-                   "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
-                   "inputs": entries,
-                   "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
-                              "failed": sum(e["status"] == "failed" for e in entries), "frames": frames,
-                              "seconds": round(seconds, 3),
-                              "frames_per_second": round(frames / seconds, 2) if seconds > 0 else 0.0}}
-        outputs.write_summary(summary, os.path.join(output_dir, "summary.json"))
+        with atomic.OutputLock(output_dir, "predict"):
+            summary_path = os.path.join(output_dir, "summary.json")
+            previous = preprocess.read_run_file(summary_path, "summary").get("inputs", [])
+            start = time.perf_counter()
+            entries = [self._run_one(source, bases[source], output_format, plots, annotated_video, model, made)
+                       for source in found]
+            seconds = time.perf_counter() - start
+            frames_now = sum(e.get("frames", 0) for e in entries if e["status"] == "ok")
+            summary = {"model": self.info.directory, "export_model": self.info.model, "model_sha256": model,
+                       "seq_len": self.seq_len, "options": dataclasses.asdict(self.options),
+                       "median_windows": list(self.median_windows) if self.median_windows else None,
+                       "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
+                       "inputs": preprocess.merge_entries(previous, entries, key="input"),
+                       "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
+                                  "skipped": sum(e["status"] == "skipped" for e in entries),
+                                  "failed": sum(e["status"] == "failed" for e in entries),
+                                  "frames": sum(e.get("frames", 0) for e in entries),
+                                  "seconds": round(seconds, 3),
+                                  "frames_per_second": round(frames_now / seconds, 2) if seconds > 0 else 0.0}}
+            outputs.write_summary(summary, summary_path)
         return summary
+
+    def _run_one(self, source: sources.Source, base: str, output_format: str, plots: bool,
+                 annotated_video: bool, model: str, made: dict) -> dict:
+        """One input's outputs and summary entry; skipped when `resume.finished`."""
+        entry = {"input": source.location}
+        done = None if source.live else resume.finished(base, model, made)
+        if done is not None:
+            return {**done, "status": "skipped", "previous_status": done.get("status", "ok")}
+        resume.start(base)
+        try:
+            table, stats = self.predict_source(source)
+        except decode.DecodeError as error:  # One bad input must not stop the others.
+            return {**entry, "status": "failed", "error": str(error)}
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        entry.update(status="ok", table=f"{base}.{output_format}", **stats)
+        outputs.write_table(table, entry["table"], output_format)
+        if plots and "valence_arousal" in self.columns:
+            entry["plot"], entry["histogram"] = f"{base}_va.png", f"{base}_va_hist.png"
+            outputs.plot(table, entry["plot"], entry["histogram"], title=source.name)
+        if annotated_video and not source.live:
+            entry["annotated_video"] = f"{base}_annotated.mp4"
+            again = sources.frames(source, self.options.fps, self.options.max_frames)
+            outputs.write_annotated_video(again, table, entry["annotated_video"], self.options.fps)
+        if not source.live:
+            resume.finish(base, model, made, entry)
+        return entry

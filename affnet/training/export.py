@@ -43,6 +43,7 @@ resized inside the signature, bilinearly, as the training reader does.
 import dataclasses
 import json
 import os
+import shutil
 from typing import Optional
 
 import keras
@@ -268,6 +269,12 @@ def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FO
     os.makedirs(output, exist_ok=True)
     module = ServingModule(model, _image_size(model), sequence=_is_sequence(model))
     saved_model = os.path.join(output, SAVED_MODEL_DIR)
+    # export.json is the completion record, written last: it goes first, and a killed export's
+    # SavedModel (whose variables_temp/ a new save does not remove) with it.
+    for stale in (os.path.join(output, EXPORT_INFO), os.path.join(output, EXPORT_INFO) + ".tmp"):
+        if os.path.exists(stale):
+            os.remove(stale)
+    shutil.rmtree(saved_model, ignore_errors=True)
     tf.saved_model.save(module, saved_model, signatures={"serving_default": module.serve})
     model.save(os.path.join(output, KERAS_FILE))
     outputs = sorted(module.serve.get_concrete_function().structured_outputs)

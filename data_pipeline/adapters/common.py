@@ -33,7 +33,6 @@ Shipped frames ([AW] Sec. 3.3 drops frames without a face or landmarks):
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -44,6 +43,7 @@ import numpy as np
 
 from data_pipeline.faces import align, detect
 from data_pipeline.records import annotations, schema, splits
+from data_pipeline.base import atomic
 from data_pipeline.media import decode
 from data_pipeline import preprocess
 from data_pipeline.base import progress as progress_bar  # `progress` is write_items's line stream.
@@ -378,8 +378,8 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     target = output_path(item, output_dir, options)
     entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
     made = _made_with(options, landmarks)
-    if os.path.exists(target):
-        previous = preprocess.read_sidecar(target)
+    previous = preprocess.finished_output(target)
+    if previous is not None:
         changes = preprocess.option_changes(previous.get("options"), made)
         if not changes:
             return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
@@ -406,13 +406,7 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     if truncations and report["frames_written"]:
         entry["status"] = "truncated"
         entry["truncation"] = truncations[0].report()
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    # Records first, then the side report: the report marks the shard finished.
-    schema.write_shard(target, records, options.image_format)
-    report = schema.side_report_path(target)
-    with open(report + schema.TEMPORARY_SUFFIX, "w") as f:
-        json.dump(entry, f, indent=1)
-    os.replace(report + schema.TEMPORARY_SUFFIX, report)
+    preprocess.write_output(target, records, entry, options.image_format)
     return entry
 
 
@@ -485,9 +479,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
         merged_subjects.setdefault(split, names)
     manifest = {"dataset": dataset, "options": dataclasses.asdict(options), "landmarks": landmarks,
                 "subjects": merged_subjects, "totals": totals, "videos": kept + entries}
-    with open(os.path.join(output_dir, splits.MANIFEST + ".tmp"), "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(os.path.join(output_dir, splits.MANIFEST + ".tmp"), os.path.join(output_dir, splits.MANIFEST))
+    atomic.write_json(os.path.join(output_dir, splits.MANIFEST), manifest)
     return manifest
 
 

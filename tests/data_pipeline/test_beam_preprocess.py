@@ -123,6 +123,27 @@ def test_rerun_skips_finished_videos_and_retries_the_bad_one(beam_run, inputs, l
     assert report["totals"]["frames_written"] == 3 * 15  # Skipped entries keep their earlier counts.
 
 
+@pytest.mark.parametrize("tool", ["beam", "local"])
+def test_rerun_after_a_kill_between_shard_and_side_report_redoes_the_input(inputs, local_run, tmp_path, tool):
+    """The exact state a kill between the two renames of an output leaves: the shard renamed, its side
+    report (the completion record) half written under its temporary name, no report.json."""
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(local_run / "a.mp4.tfrecord", out / "a.mp4.tfrecord")
+    (out / "a.mp4.report.json.tmp").write_text('{"input": ')
+    (out / "a.mp4.tfrecord.tmp").write_bytes(b"partial")  # And one of an earlier, killed redo.
+    args = ["--input", str(inputs / "a.mp4"), "--output", str(out)]
+    if tool == "beam":
+        assert beam_preprocess.main(args + IN_MEMORY) == 0
+    else:
+        assert preprocess.main(args + ["--workers", "1"]) == 0
+    assert _files(out) == ["a.mp4.report.json", "a.mp4.tfrecord", "report.json"]
+    (entry,) = json.loads((out / "report.json").read_text())["inputs"]
+    assert entry["status"] == "ok"  # Redone: a shard without its side report is not finished.
+    assert json.loads((out / "a.mp4.report.json").read_text())["frames_written"] == 15
+    assert (out / "a.mp4.tfrecord").read_bytes() == (local_run / "a.mp4.tfrecord").read_bytes()
+
+
 @pytest.mark.slow
 def test_killed_pipeline_rerun_loses_and_duplicates_nothing(inputs, local_run, tmp_path):
     out = tmp_path / "out"
@@ -132,14 +153,15 @@ def test_killed_pipeline_rerun_loses_and_duplicates_nothing(inputs, local_run, t
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while not any(n.endswith(".tfrecord") for n in _files(out)):
+        # Killed once an input is finished (its side report, written last, is there) and the others are not.
+        while not any(n.endswith(".mp4.report.json") for n in _files(out)):
             assert process.poll() is None, "the pipeline ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    finished = [n for n in GOOD if (out / (n + ".tfrecord")).exists()]
+    finished = [n for n in GOOD if (out / (n + ".report.json")).exists()]
     assert 1 <= len(finished) < len(GOOD), finished  # Killed midway.
     assert not (out / "report.json").exists()
 
