@@ -36,19 +36,19 @@ def make_export(name: str, directory: str) -> str:
     import tensorflow as tf
 
     from affnet import models
+    from affnet import export_format
     from affnet.training import export
 
     model = models.build(name)
     module = export.ServingModule(model, image_size=model.inputs[0].shape[-2],
                                   sequence=models.describe(name).sequence)
-    tf.saved_model.save(module, os.path.join(directory, export.SAVED_MODEL_DIR),
+    tf.saved_model.save(module, os.path.join(directory, export_format.SAVED_MODEL_DIR),
                         signatures={"serving_default": module.serve})
     info = {"model": name, "model_overrides": {}, "seq_len": 80, "image_size": module.image_size,
-            "crop_size": export.CROP_SIZE, "landmarks": module.takes_landmarks,
+            "crop_size": export_format.CROP_SIZE, "landmarks": module.takes_landmarks,
             "outputs": sorted(module.serve.get_concrete_function().structured_outputs), "au_names": [],
-            "saved_model": export.SAVED_MODEL_DIR, "keras": export.KERAS_FILE}
-    with open(os.path.join(directory, export.EXPORT_INFO), "w") as f:
-        json.dump(info, f, indent=1)
+            "saved_model": export_format.SAVED_MODEL_DIR, "keras": export_format.KERAS_FILE}
+    export_format.write(directory, info)
     return directory
 
 

@@ -19,7 +19,7 @@ PACKAGES = ("affnet", "data_pipeline")
 # Inside data_pipeline the commands sit on top of the stages: the reader needs only records,
 # face work needs media and records, media needs only the base plumbing.
 LAYERS = ("affnet.training", "affnet.predict", "affnet.evaluation", "affnet.objectives", "affnet.weights", "affnet.models",
-          "affnet.weights.transfer", "affnet.layers", "affnet.names", "affnet.configs",
+          "affnet.weights.transfer", "affnet.layers", "affnet.export_format", "affnet.names", "affnet.configs",
           "data_pipeline.adapters", "data_pipeline.beam_preprocess", "data_pipeline.preprocess",
           "data_pipeline.synthetic", "data_pipeline.reader", "data_pipeline.faces", "data_pipeline.records",
           "data_pipeline.media", "data_pipeline.base", "data_pipeline")

@@ -1,7 +1,7 @@
 """The model of an export directory (launch/export.py), whatever format it holds.
 
-`load(export_dir, precision, backend)` reads `export.json` (`ExportInfo`; an
-old export lacks the optional keys, a bare SavedModel directory has none) and
+`load(export_dir, precision, backend)` reads the export (`affnet.export_format`;
+a bare SavedModel directory has no export.json) and
 opens, in this order unless `backend` names one: the SavedModel, `model.onnx`
 (onnxruntime), `model.tflite` (TensorFlow's TFLite interpreter). Every
 runtime is called with numpy arrays of the serving signature
@@ -16,71 +16,14 @@ bfloat16 on CPUs with AVX512-BF16 / AMX. It is a process-wide TensorFlow
 option, set before the SavedModel's functions are first traced.
 """
 
-import dataclasses
-import json
-import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict
 
 import numpy as np
 
-from data_pipeline.records import schema
+from affnet.export_format import ExportInfo
 
-EXPORT_INFO = "export.json"
 BACKENDS = ("auto", "saved_model", "onnx", "tflite")
 PRECISIONS = ("float32", "bfloat16")
-DEFAULT_FORMATS = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportInfo:
-    """What predict needs from `export.json` (defaults are what old exports implied)."""
-
-    directory: str
-    model: Optional[str] = None
-    seq_len: int = 80
-    crop_size: int = 96
-    landmarks: bool = False
-    outputs: Tuple[str, ...] = ("valence_arousal",)
-    au_names: Tuple[str, ...] = ()
-    expressions: Tuple[str, ...] = schema.EXPRESSIONS
-    median_windows: Optional[Tuple[int, int]] = None  # (valence, arousal); None: no filter chosen.
-    audio: Optional[dict] = None  # SpectrogramConfig fields.
-    formats: Dict[str, str] = dataclasses.field(default_factory=dict)
-    raw: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def read(cls, export_dir: str) -> "ExportInfo":
-        if not os.path.isdir(export_dir):
-            raise FileNotFoundError(f"{export_dir}: no such export directory")
-        path = os.path.join(export_dir, EXPORT_INFO)
-        if not os.path.exists(path):  # A bare SavedModel directory.
-            return cls(export_dir, formats={"saved_model": "."})
-        try:
-            with open(path) as f:
-                raw = json.load(f)
-        except ValueError as error:
-            raise ValueError(f"{path}: not valid JSON: {error}") from error
-        windows = (raw.get("postprocess") or {}).get("median_windows")
-        if windows is not None:
-            windows = (int(windows.get("valence", 1)), int(windows.get("arousal", 1)))
-        formats = dict(raw.get("formats") or {"saved_model": DEFAULT_FORMATS["saved_model"]})
-        return cls(export_dir, model=raw.get("model"), seq_len=int(raw.get("seq_len") or 80),
-                   crop_size=int(raw.get("crop_size", 96)), landmarks=bool(raw.get("landmarks", False)),
-                   outputs=tuple(raw.get("outputs") or ("valence_arousal",)),
-                   au_names=tuple(raw.get("au_names") or ()),
-                   expressions=tuple(raw.get("expressions") or schema.EXPRESSIONS),
-                   median_windows=windows, audio=raw.get("audio"), formats=formats, raw=raw)
-
-    def path(self, backend: str) -> str:
-        """The file or directory of one format (existing or not)."""
-        return os.path.normpath(os.path.join(self.directory, self.formats.get(backend, DEFAULT_FORMATS[backend])))
-
-    def available(self) -> Sequence[str]:
-        found = []
-        if os.path.exists(os.path.join(self.path("saved_model"), "saved_model.pb")):
-            found.append("saved_model")
-        found += [b for b in ("onnx", "tflite") if os.path.isfile(self.path(b))]
-        return found
 
 
 class SavedModelRuntime:

@@ -27,17 +27,7 @@ Signature `serving_default`:
 B and T are dynamic. A model trained at another input size gets the crops
 resized inside the signature, bilinearly, as the training reader does.
 
-`export.json` (paths relative to the export directory unless absolute):
-  model, model_overrides, seq_len, image_size, crop_size, landmarks, outputs,
-  au_names; `source` ("run" or "weights") with workdir + checkpoint or weights;
-  `input_normalization` (`preprocessing.NORMALIZATION_NAMES`: "symmetric",
-  "tf1", "vggface1", ...); `postprocess` {"median_windows": {"valence",
-  "arousal"}, "chosen_on"}: the median filter `launch/evaluate.py` chose on
-  validation (windows 1, chosen_on null, without an evaluation); `expressions`
-  for models with expression outputs; `audio` (the `SpectrogramConfig` the
-  training data was written with) for audio-visual models; `formats` {format:
-  path} of what was written, with `format_details` (fixed shapes);
-  `saved_model` and `keras` absolute paths.
+`export.json` and the file names are defined by `affnet.export_format`.
 """
 
 import dataclasses
@@ -49,7 +39,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from affnet import models
+from affnet import export_format, models
 # Registers `CategoricalModel` ([AW] Sec. 5.2, outside the registry) for .keras files.
 from affnet.models import categorical  # noqa: F401
 from affnet.models.backbones.preprocessing import NORMALIZATION_NAMES, InputPreprocessing
@@ -59,16 +49,10 @@ from affnet.training.config import TrainConfig
 from data_pipeline.media import audio
 from data_pipeline.records.schema import EXPRESSIONS, LANDMARK_DIM
 
-CROP_SIZE = 96
-SAVED_MODEL_DIR = "saved_model"
-KERAS_FILE = "model.keras"
-ONNX_FILE = "model.onnx"
-TFLITE_FILE = "model.tflite"
-EXPORT_INFO = "export.json"
-FORMATS = ("saved_model", "onnx", "tflite")
-DEFAULT_FORMATS = ("saved_model",)
-# [AW] / [AW2]: sequences of 80 frames; TrainConfig's default too.
-DEFAULT_SEQ_LEN = 80
+CROP_SIZE = export_format.CROP_SIZE
+FORMATS = export_format.FORMATS
+DEFAULT_FORMATS = export_format.DEFAULT_FORMATS
+DEFAULT_SEQ_LEN = export_format.DEFAULT_SEQ_LEN
 
 
 class ServingModule(tf.Module):
@@ -268,15 +252,13 @@ def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FO
     formats = check_formats(formats)
     os.makedirs(output, exist_ok=True)
     module = ServingModule(model, _image_size(model), sequence=_is_sequence(model))
-    saved_model = os.path.join(output, SAVED_MODEL_DIR)
+    saved_model = os.path.join(output, export_format.SAVED_MODEL_DIR)
     # export.json is the completion record, written last: it goes first, and a killed export's
     # SavedModel (whose variables_temp/ a new save does not remove) with it.
-    for stale in (os.path.join(output, EXPORT_INFO), os.path.join(output, EXPORT_INFO) + ".tmp"):
-        if os.path.exists(stale):
-            os.remove(stale)
+    export_format.forget(output)
     shutil.rmtree(saved_model, ignore_errors=True)
     tf.saved_model.save(module, saved_model, signatures={"serving_default": module.serve})
-    model.save(os.path.join(output, KERAS_FILE))
+    model.save(os.path.join(output, export_format.KERAS_FILE))
     outputs = sorted(module.serve.get_concrete_function().structured_outputs)
     info = {**info, "image_size": _image_size(model), "crop_size": CROP_SIZE, "landmarks": module.takes_landmarks,
             "input_normalization": input_normalization(model), "outputs": outputs,
@@ -287,18 +269,17 @@ def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FO
         if audio_settings is None:
             audio_settings = training_audio(None, None, module.spectrogram_dim, log)
         info["audio"] = audio_settings
-    written, details = {"saved_model": SAVED_MODEL_DIR}, {}
+    files = export_format.FORMAT_FILES
+    written, details = {"saved_model": files["saved_model"]}, {}
     if "onnx" in formats:
-        details["onnx"] = export_formats.write_onnx(module.serve, os.path.join(output, ONNX_FILE))
-        written["onnx"] = ONNX_FILE
+        details["onnx"] = export_formats.write_onnx(module.serve, os.path.join(output, files["onnx"]))
+        written["onnx"] = files["onnx"]
     if "tflite" in formats:
-        details["tflite"] = export_formats.write_tflite(module.serve, os.path.join(output, TFLITE_FILE))
-        written["tflite"] = TFLITE_FILE
+        details["tflite"] = export_formats.write_tflite(module.serve, os.path.join(output, files["tflite"]))
+        written["tflite"] = files["tflite"]
     info.update(formats=written, format_details=details, saved_model=os.path.abspath(saved_model),
-                keras=os.path.abspath(os.path.join(output, KERAS_FILE)))
-    with open(os.path.join(output, EXPORT_INFO) + ".tmp", "w") as f:
-        json.dump(info, f, indent=2)
-    os.replace(os.path.join(output, EXPORT_INFO) + ".tmp", os.path.join(output, EXPORT_INFO))
+                keras=os.path.abspath(os.path.join(output, export_format.KERAS_FILE)))
+    export_format.write(output, info)
     log(f"exported {info['model']} ({', '.join(written)}; input normalisation {info['input_normalization']}) "
         f"-> {output}")
     return info
@@ -355,16 +336,12 @@ def check_formats(formats) -> tuple:
 
 def load_serving(export_dir: str):
     """(serving function, export.json dict) of an export directory (or a bare SavedModel)."""
-    info_path = os.path.join(export_dir, EXPORT_INFO)
-    info = {}
-    saved_model = export_dir
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-        saved_model = os.path.join(export_dir, SAVED_MODEL_DIR)
-    if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+    exported = export_format.ExportInfo.read(export_dir)
+    saved_model = exported.path("saved_model")
+    if "saved_model" not in exported.available():
         raise ValueError(f"{export_dir} holds no SavedModel (no {saved_model}/saved_model.pb); "
                          f"run launch/export.py first")
+    info = exported.raw
     loaded = tf.saved_model.load(saved_model)
     serve = loaded.signatures["serving_default"]
     serve._loaded = loaded  # Keep the variables alive with the function.

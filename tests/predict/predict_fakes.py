@@ -6,7 +6,6 @@ models; export.json is written with the keys `export_run` writes plus the
 optional ones of issue 12 where a test needs them.
 """
 
-import json
 import os
 
 import real_videos
@@ -33,6 +32,7 @@ def make_export(kind: str, output: str, extra=None) -> str:
     import tensorflow as tf
 
     from affnet import models
+    from affnet import export_format
     from affnet.training import export
 
     name, overrides = KINDS[kind]
@@ -43,13 +43,12 @@ def make_export(kind: str, output: str, extra=None) -> str:
         model = categorical.to_categorical(model)
     module = export.ServingModule(model, image_size=model.inputs[0].shape[-2], sequence=True)
     os.makedirs(output, exist_ok=True)
-    tf.saved_model.save(module, os.path.join(output, export.SAVED_MODEL_DIR),
+    tf.saved_model.save(module, os.path.join(output, export_format.SAVED_MODEL_DIR),
                         signatures={"serving_default": module.serve})
     info = {"model": name, "model_overrides": overrides, "seq_len": 5, "image_size": module.image_size,
-            "crop_size": export.CROP_SIZE, "landmarks": module.takes_landmarks,
+            "crop_size": export_format.CROP_SIZE, "landmarks": module.takes_landmarks,
             "outputs": sorted(module.serve.get_concrete_function().structured_outputs),
             "au_names": list(getattr(model, "au_names", None) or []), "saved_model": "saved_model",
             "keras": "model.keras", **(extra or {})}
-    with open(os.path.join(output, export.EXPORT_INFO), "w") as f:
-        json.dump(info, f, indent=2)
+    export_format.write(output, info)
     return output
