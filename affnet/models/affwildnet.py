@@ -70,11 +70,8 @@ class CnnRnn(ArgumentModel):
         checks.check_int(rnn_layers, "rnn_layers")
         checks.check_int(rnn_units, "rnn_units")
         checks.check_int(attention_length, "attention_length", minimum=0)
-        if attention_placement not in ATTENTION_PLACEMENTS:
-            raise ValueError(f"attention_placement must be one of {ATTENTION_PLACEMENTS}, "
-                             f"got {attention_placement!r}")
-        if rnn_input not in RNN_INPUTS:
-            raise ValueError(f"rnn_input must be one of {RNN_INPUTS}, got {rnn_input!r}")
+        checks.check_choice(attention_placement, "attention_placement", ATTENTION_PLACEMENTS)
+        checks.check_choice(rnn_input, "rnn_input", RNN_INPUTS)
         cnn = backbones.build_backbone(backbone, input_size, width, input_preprocessing)
         cnn.trainable = not freeze_backbone
         inputs, images, landmark_input = heads.face_inputs(input_size, landmarks, sequence=True)

@@ -27,6 +27,7 @@ discarded `va_output` is not saved).
 import keras
 import numpy as np
 
+from data_pipeline.base import checks
 from data_pipeline.records.schema import EXPRESSIONS
 
 VA_OUTPUT = "va_output"
@@ -104,8 +105,7 @@ def aggregate_per_video(predictions, video_ids, method="mean", from_logits=False
       (videos, classes): the video ids in order of first appearance, and the
       int64 class of each.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    checks.check_choice(method, "method", METHODS)
     scores = np.asarray(predictions, dtype=np.float64)
     ids = np.asarray(video_ids)
     if scores.ndim < 2 or ids.shape != scores.shape[:-1]:

@@ -206,8 +206,7 @@ class CnnMultiRnn(ArgumentModel):
                  landmarks=True, rnn="gru", rnn_layers=2, rnn_units=128, head_fc_units=0, tap_reduction="auto",
                  tap_grid=3, tap_channels=16, freeze_backbone=False, **kwargs):
         taps = _check_taps(taps)
-        if rnn_mode not in RNN_MODES:
-            raise ValueError(f"rnn_mode must be one of {RNN_MODES}, got {rnn_mode!r}")
+        checks.check_choice(rnn_mode, "rnn_mode", RNN_MODES)
         backbones.check_backbone(backbone)
         checks.check_int(fc_units, "fc_units", 1 if FC_TAP in taps else 0)
         dropout = checks.check_rate(dropout)

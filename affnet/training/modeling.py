@@ -12,6 +12,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from data_pipeline.base import checks
 from affnet import models
 from affnet.models import categorical
 from affnet.training.config import TrainConfig
@@ -22,8 +23,7 @@ _POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_
 @contextlib.contextmanager
 def precision(mixed_precision: str):
     """Keras dtype policy for the layers built inside the block."""
-    if mixed_precision not in _POLICIES:
-        raise ValueError(f"mixed_precision must be one of {tuple(_POLICIES)}, got {mixed_precision!r}")
+    checks.check_choice(mixed_precision, "mixed_precision", _POLICIES)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(_POLICIES[mixed_precision])
     try:

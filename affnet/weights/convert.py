@@ -29,6 +29,7 @@ import ast
 import os
 from typing import Dict, Mapping, Optional
 
+from data_pipeline.base import checks
 from data_pipeline.base import cli
 
 # The models and the weight readers (TensorFlow) are imported where they are used, so that
@@ -75,8 +76,7 @@ def convert(format, checkpoint, model_name, output: Optional[str] = None, **over
     from affnet import models  # Lazy: see the imports.
     from affnet.weights import keras_h5, tf1_checkpoint
 
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    checks.check_choice(format, "format", FORMATS)
     if output is not None:
         _check_output(output)
     if format == "tf1":

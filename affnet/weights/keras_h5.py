@@ -31,6 +31,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import h5py
 import numpy as np
 
+from data_pipeline.base import checks
+
 
 def _same(name):
     return name
@@ -193,8 +195,7 @@ def load_keras_h5(model, path, layout: Optional[str] = None, set_preprocessing=T
     layers = read_keras_h5(path)
     if layout is None:
         layout = detect_layout(layers, path)
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+    checks.check_choice(layout, "layout", LAYOUTS)
     spec = LAYOUTS[layout]
     backbone = find_backbone(model, spec.backbone)
     targets = {layer.name: layer for layer in backbone.layers if layer.weights}

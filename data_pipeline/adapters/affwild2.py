@@ -41,6 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from data_pipeline.base import checks
 from data_pipeline.records import annotations, schema
 from data_pipeline.adapters import common
 
@@ -187,8 +188,7 @@ class AffWild2Adapter(common.Adapter):
         unknown = set(tasks) - set(TASKS)
         if not tasks or unknown:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tuple(tasks)!r}")
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        checks.check_choice(source, "source", SOURCES)
         if missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         self.tasks, self.source, self.fps, self.missing = tuple(tasks), source, float(fps), missing

@@ -47,6 +47,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from data_pipeline.base import checks
 from data_pipeline.media import decode
 from data_pipeline.base.lazy_tensorflow import tf  # Not imported by `--help` of the CLIs.
 
@@ -90,10 +91,8 @@ class SpectrogramConfig:
                              f"{self.frame_length} and hop {self.hop_length} samples")
         if self.fft_length is not None and self.fft_length < self.frame_length:
             raise ValueError(f"fft_length must be >= the frame length {self.frame_length}, got {self.fft_length!r}")
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
+        checks.check_choice(self.scale, "scale", SCALES)
+        checks.check_choice(self.normalization, "normalization", NORMALIZATIONS)
         if int(self.bins) != self.bins or self.bins < 1 or int(self.context) != self.context or self.context < 1:
             raise ValueError(f"bins and context must be positive integers, got bins={self.bins!r}, "
                              f"context={self.context!r}")
@@ -176,8 +175,7 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, missing: str = "rais
     """
     import av
 
-    if missing not in MISSING:
-        raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
+    checks.check_choice(missing, "missing", MISSING)
 
     def no_audio(reason):
         if missing == "none":

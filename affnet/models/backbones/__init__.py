@@ -14,6 +14,7 @@ Weight loaders and the multi-RNN taps (`backbone.get_layer("pool2").output`)
 rely on these names: keep them stable.
 """
 
+from data_pipeline.base import checks
 from affnet.models.backbones.cnn_m import cnn_m
 from affnet.models.backbones.densenet import densenet121
 from affnet.models.backbones.preprocessing import MODES as PREPROCESSING_MODES
@@ -32,8 +33,7 @@ FLATTENED = ("vggface", "vgg16", "cnn_m")
 
 def check_backbone(name):
     """Raise ValueError unless `name` is one of `BACKBONES`."""
-    if name not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
+    checks.check_choice(name, "backbone", BACKBONES)
     return name
 
 

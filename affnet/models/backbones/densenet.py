@@ -11,6 +11,7 @@ at 96x96: 3x3x1024, or 1024 pooled. 7,037,504 parameters at width 1.
 
 import keras
 
+from data_pipeline.base import checks
 from affnet.models.backbones import common
 
 _BLOCKS = (6, 12, 24, 16)
@@ -48,8 +49,7 @@ def densenet121(input_size=96, width=1.0, input_preprocessing="none", pooling=No
     """
     common.check_input_size(input_size, 32)
     width = common.check_width(width)
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    checks.check_choice(pooling, "pooling", POOLINGS)
     growth = common.scaled(_GROWTH, width)
     images, x = common.image_input(input_size, input_preprocessing)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)

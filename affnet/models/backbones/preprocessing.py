@@ -33,6 +33,7 @@ pixel.
 import keras
 from keras import ops
 
+from data_pipeline.base import checks
 from data_pipeline.reader.transforms import PIXEL_MIDPOINT
 
 _BGR_MEANS = {
@@ -55,8 +56,7 @@ NORMALIZATION_NAMES = {"none": "symmetric", **{mode: mode for mode in MODES[1:]}
 
 def check_mode(mode):
     """Raise ValueError unless `mode` is one of `MODES`."""
-    if mode not in MODES:
-        raise ValueError(f"input_preprocessing must be one of {MODES}, got {mode!r}")
+    checks.check_choice(mode, "input_preprocessing", MODES)
     return mode
 
 

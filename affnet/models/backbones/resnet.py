@@ -14,6 +14,7 @@ by name. Layers keras-vggface leaves unnamed are named here:
 
 import keras
 
+from data_pipeline.base import checks
 from affnet.models.backbones import common
 
 # (stage, blocks, (reduce, 3x3, increase) filters, first-block stride).
@@ -56,8 +57,7 @@ def resnet50(input_size=96, width=1.0, input_preprocessing="none", pooling=None,
     """
     common.check_input_size(input_size, 32)
     width = common.check_width(width)
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    checks.check_choice(pooling, "pooling", POOLINGS)
     images, x = common.image_input(input_size, input_preprocessing)
     x = keras.layers.Conv2D(common.scaled(64, width), 7, strides=2, padding="same", use_bias=False,
                             name="conv1_7x7_s2")(x)

@@ -11,6 +11,7 @@ parameters at width 1.
 
 import keras
 
+from data_pipeline.base import checks
 from affnet.models.backbones import common
 
 # (block, number of convs, filters) of [AW] Table 7.
@@ -30,8 +31,7 @@ def vgg(input_size=96, width=1.0, input_preprocessing="none", pool_padding="same
     """
     common.check_input_size(input_size, 32)
     width = common.check_width(width)
-    if pool_padding not in _POOL_PADDINGS:
-        raise ValueError(f"pool_padding must be one of {_POOL_PADDINGS}, got {pool_padding!r}")
+    checks.check_choice(pool_padding, "pool_padding", _POOL_PADDINGS)
     images, x = common.image_input(input_size, input_preprocessing)
     for block, convs, filters in _BLOCKS:
         for i in range(1, convs + 1):
