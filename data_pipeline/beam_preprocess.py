@@ -26,6 +26,7 @@ results handed back to `on_result` in the launching process), which the
 dataset adapters use with `--engine=beam`.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -43,7 +44,7 @@ from apache_beam.options import pipeline_options as pipeline_options_module
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
-from data_pipeline import decode, preprocess, schema
+from data_pipeline import atomic, decode, preprocess, schema
 from data_pipeline.record_io import is_remote  # Such paths go through Beam's FileSystems.
 
 _GLOB_CHARACTERS = "*?["
@@ -274,14 +275,18 @@ def beam_preprocess(input_pattern: str, output_dir: str,
     # The output folder is one the launcher and the workers share (on a cluster, or when remote).
     shared = is_remote(output_dir) or not _is_direct(pipeline_options(pipeline_args, workers))
     results_dir = FileSystems.join(output_dir, "_beam_results") if shared else None
-    if shared and not is_remote(output_dir):  # A killed run's gathered results, never read.
-        shutil.rmtree(results_dir, ignore_errors=True)
-    run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
-    if shared and not is_remote(output_dir):
-        os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
-    report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
-                                        workers, previous_report.get("inputs", []))
-    _write_json(FileSystems.join(output_dir, "report.json"), report)
+    # One run per local output folder (flock); a remote one needs a folder per run.
+    with contextlib.ExitStack() as lock:
+        if not is_remote(output_dir):
+            lock.enter_context(atomic.OutputLock(output_dir, "beam_preprocess"))
+        if shared and not is_remote(output_dir):  # A killed run's gathered results, never read.
+            shutil.rmtree(results_dir, ignore_errors=True)
+        run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
+        if shared and not is_remote(output_dir):
+            os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
+        report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
+                                            workers, previous_report.get("inputs", []))
+        _write_json(FileSystems.join(output_dir, "report.json"), report)
     if progress is not None:
         for k, entry in enumerate(report["inputs"]):
             detail = entry.get("error") or f"{entry['input']}: {entry.get('frames_written', 0)} frames written"
@@ -307,8 +312,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"error: {error}\n")
         return 2
-    report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args,
-                             overwrite=args.overwrite)
+    try:
+        report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args,
+                                 overwrite=args.overwrite)
+    except (atomic.LockedError, atomic.StorageError) as error:  # Another run's folder; the disk full.
+        sys.stderr.write(f"error: {error}\n")
+        return 2
     sys.stderr.write(json.dumps(report["totals"]) + "\n")
     produced = [e for e in report["inputs"]
                 if e["status"] in preprocess.DONE

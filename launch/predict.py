@@ -64,7 +64,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.predict import predictor
-    from data_pipeline import atomic, decode
+    from data_pipeline import decode
 
     try:
         if _SEQ_LEN.value < 0:
@@ -76,7 +76,7 @@ def main(argv):
             max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value, overwrite=_OVERWRITE.value)
-    except (ValueError, FileNotFoundError, decode.DecodeError, atomic.LockedError) as error:
+    except (ValueError, FileNotFoundError, decode.DecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps({"summary": os.path.join(_OUTPUT.value, "summary.json"), **summary["totals"],
