@@ -12,6 +12,12 @@ reported as "failed". A retried bundle or a re-run pipeline therefore neither
 duplicates nor truncates a shard. The entries the workers return are gathered
 and `preprocess.assemble_report` turns them into DIR/report.json, as locally.
 
+`--runner=DaskRunner` runs on dask.distributed (`pip install 'affnet[dask]'`):
+on the scheduler at `--dask_address=HOST:8786`, else on a local cluster of
+max(2, --workers) worker processes started for the run; each input is a Dask
+partition, and a task lost with its worker is rerun elsewhere (finished
+outputs are then skipped, so each input is written once).
+
 Without --runner this runs Beam's DirectRunner in multi-processing mode with
 `--workers` processes (default: all cores); `--direct_num_workers` and
 `--direct_running_mode` override that. Paths go through Beam's FileSystems,
@@ -56,6 +62,7 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
     Raises ValueError on a flag no Beam options class defines (Beam itself
     only logs and drops it, which would hide a misspelt preprocess flag).
     """
+    pipeline_args = _dask_arguments(pipeline_args)
     # Beam's own parser class: its options classes call add_value_provider_argument.
     parser = pipeline_options_module._BeamArgumentParser(allow_abbrev=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
@@ -78,6 +85,50 @@ def _is_direct(options: PipelineOptions) -> bool:
     return options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct")
 
 
+DASK_RUNNERS = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
+
+
+def _dask_arguments(pipeline_args: Sequence[str]) -> List[str]:
+    """`--dask_address` spelt as Beam's `--dask_client_address`; with --runner=DaskRunner, Beam's Dask
+    module imported so that its options parse (it needs `pip install 'affnet[dask]'`)."""
+    args = [a.replace("--dask_address", "--dask_client_address", 1) if a.startswith("--dask_address") else a
+            for a in pipeline_args]
+    if any(a.endswith(("=DaskRunner", "dask_runner.DaskRunner")) or a in DASK_RUNNERS for a in args):
+        try:
+            from apache_beam.runners.dask import dask_runner  # noqa: F401  Registers DaskOptions.
+        except ImportError as error:
+            raise ValueError(f"--runner=DaskRunner needs dask.distributed: pip install 'affnet[dask]' ({error})")
+    return args
+
+
+def _is_dask(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in DASK_RUNNERS
+
+
+@contextlib.contextmanager
+def _dask_cluster(options: PipelineOptions, workers: int):
+    """For the DaskRunner without a scheduler address: a local dask.distributed cluster of
+    max(2, workers) single-threaded worker processes for the run (yields whether one was started).
+    Either way each input is a Dask partition of its own, so inputs spread over the workers."""
+    if not _is_dask(options):
+        yield False
+        return
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    dask_options = options.view_as(DaskOptions)
+    if dask_options.npartitions is None and dask_options.partition_size is None:
+        dask_options.partition_size = 1  # Beam's default packs 128 elements, i.e. all inputs, on one worker.
+    if dask_options.address or dask_options.scheduler_file:
+        yield False
+        return
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=max(2, workers), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        dask_options.address = cluster.scheduler_address
+        yield True
+
+
 def _runner(options: PipelineOptions):
     """The runner `options` name; for the DirectRunner, its FnApiRunner directly.
 
@@ -85,6 +136,10 @@ def _runner(options: PipelineOptions):
     binary from GitHub at run time and has no direct_num_workers; its fallback,
     the FnApiRunner built as DirectRunner builds it, is what runs here.
     """
+    if _is_dask(options):  # Not among the runners Beam finds by their short name.
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        return DaskRunner()
     if not _is_direct(options):
         return None  # Beam resolves --runner.
     # Lazy: Beam's runner internals, imported only for the local runner.
@@ -214,20 +269,31 @@ def run_tasks(function: Callable, tasks: Sequence, workers: int, preload: str, o
     """
     del preload  # Beam workers import `function`'s module when they unpickle it.
     options = pipeline_options(pipeline_args, workers)
+    with _dask_cluster(options, workers) as local_cluster:
+        _run_pipeline(function, tasks, options, on_result, results_dir, local=_is_direct(options) or local_cluster)
+
+
+def _run_pipeline(function, tasks, options, on_result, results_dir, local: bool) -> None:
     results_dir = results_dir or options.view_as(GoogleCloudOptions).temp_location
-    if results_dir is None and not _is_direct(options):
+    if results_dir is None and not local:
         raise ValueError("--temp_location is needed with --runner: a folder the launcher and the workers share")
     own_dir = results_dir is None
     results_dir = results_dir or tempfile.mkdtemp(prefix="affnet_beam_results_")
     results_path = FileSystems.join(results_dir, f"affnet-results-{uuid.uuid4().hex}.pickle")
     try:
-        with beam.Pipeline(runner=_runner(options), options=options) as pipeline:
-            _ = (pipeline
-                 | "Tasks" >> beam.Create(list(enumerate(tasks)))
-                 | "Spread" >> beam.Reshuffle()  # One bundle per worker, not one for all.
-                 | "Run" >> beam.ParDo(_RunTask(function))
-                 | "Gather" >> beam.combiners.ToList()
-                 | "Write" >> beam.Map(_write_results, results_path))
+        pipeline = beam.Pipeline(runner=_runner(options), options=options)
+        _ = (pipeline
+             | "Tasks" >> beam.Create(list(enumerate(tasks)))
+             | "Spread" >> beam.Reshuffle()  # One bundle per worker, not one for all.
+             | "Run" >> beam.ParDo(_RunTask(function))
+             | "Gather" >> beam.combiners.ToList()
+             | "Write" >> beam.Map(_write_results, results_path))
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            if getattr(result, "client", None) is not None:  # The DaskRunner's client of the scheduler.
+                result.client.close()
         with FileSystems.open(results_path) as f:
             results = pickle.loads(f.read())
         FileSystems.delete([results_path])
