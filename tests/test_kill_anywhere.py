@@ -1,6 +1,6 @@
-"""Kill anywhere (preprocess, the Aff-Wild2 adapter, export, predict): each writing command, SIGKILLed (its whole process group) at moments spread over its
-run and re-run with the same command, ends with the outputs of an uninterrupted run, no temporary file,
-and the work finished before the kill not redone.
+"""Kill anywhere: each writing command (preprocess, the Aff-Wild2 adapter, export, predict), SIGKILLed (its
+whole process group) at moments spread over its run and re-run with the same command, ends with the outputs
+of an uninterrupted run, no temporary file, and the work finished before the kill not redone.
 
 Moments are fractions of the uninterrupted run's wall time (commands whose run is mostly real work) or
 the appearance of a given file (commands whose start-up, importing TensorFlow, is most of the run). The
