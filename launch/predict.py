@@ -81,7 +81,7 @@ def main(argv):
         sys.exit(2)
     print(json.dumps({"summary": os.path.join(_OUTPUT.value, "summary.json"), **summary["totals"],
                       "tables": [e.get("table") for e in summary["inputs"]]}, indent=1))
-    sys.exit(0 if summary["totals"]["ok"] else 1)
+    sys.exit(0 if summary["totals"]["ok"] or summary["totals"].get("skipped") else 1)  # Skipped: finished earlier.
 
 
 def run():

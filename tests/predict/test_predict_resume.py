@@ -83,8 +83,13 @@ def test_killed_run_resumes_skipping_finished_inputs(predictor, exports, media, 
     assert [{k: v for k, v in e.items() if k not in resume.OUTPUT_KEYS} for e in got["inputs"]] == \
         [{k: v for k, v in e.items() if k not in resume.OUTPUT_KEYS} for e in want["inputs"]]
 
-    again = predictor.run([str(media)], str(out))  # Everything finished: nothing redone.
-    assert again["totals"]["skipped"] == 3 and again["totals"]["frames"] == summary["totals"]["frames"]
+    # Everything finished: the same command redoes nothing and succeeds.
+    again = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "predict.py"), f"--input={media}",
+                            f"--model={exports['va']}", f"--output={out}", "--noprogress"],
+                           env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    totals = json.loads((out / "summary.json").read_text())["totals"]
+    assert totals["skipped"] == 3 and totals["frames"] == summary["totals"]["frames"]
 
 
 def test_other_options_refused_unless_overwrite(exports, media, uninterrupted, tmp_path):
