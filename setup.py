@@ -37,6 +37,9 @@ _REQUIRES = [
 
 _ONNX = ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.18"]
 _BEAM = ["apache-beam>=2.77"]
+# Beam's DaskRunner on dask.distributed (`beam_preprocess --runner=DaskRunner`): a real multi-process
+# engine that installs from PyPI (Beam's own [dask] extra; 2026.8 tested with apache-beam 2.78).
+_DASK = ["apache-beam[dask]>=2.77", "dask[distributed]>=2024.4.2"]
 
 setuptools.setup(
     name="affnet",
@@ -59,6 +62,7 @@ setuptools.setup(
         # apache-beam 2.77 pins protobuf<7, pillow<13, python-dateutil<3: pip
         # resolves protobuf 6.33, inside TF 2.21's range (>=6.31.1, <8).
         "beam": _BEAM,
+        "dask": _DASK,
         # scikit-image ships the real face photo (`skimage.data.astronaut`)
         # that the detection, preprocessing and adapter tests run on; Beam so
         # that CI runs the Beam pipeline tests.
@@ -66,7 +70,7 @@ setuptools.setup(
         # (onnxruntime); installs beside TF 2.21 / numpy 2 without replacing
         # them (tf2onnx 1.17.0, onnx 1.23, onnxruntime 1.32).
         "onnx": _ONNX,
-        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"] + _BEAM + _ONNX,
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "scikit-image>=0.22"] + _BEAM + _DASK + _ONNX,
     },
     entry_points={
         "console_scripts": [

@@ -12,6 +12,12 @@ reported as "failed". A retried bundle or a re-run pipeline therefore neither
 duplicates nor truncates a shard. The entries the workers return are gathered
 and `preprocess.assemble_report` turns them into DIR/report.json, as locally.
 
+`--runner=DaskRunner` runs on dask.distributed (`pip install 'affnet[dask]'`):
+on the scheduler at `--dask_address=HOST:8786`, else on a local cluster of
+max(2, --workers) worker processes started for the run; each input is a Dask
+partition, and a task lost with its worker is rerun elsewhere (finished
+outputs are then skipped, so each input is written once).
+
 Without --runner this runs Beam's DirectRunner in multi-processing mode with
 `--workers` processes (default: all cores); `--direct_num_workers` and
 `--direct_running_mode` override that. Paths go through Beam's FileSystems,
@@ -26,6 +32,7 @@ results handed back to `on_result` in the launching process), which the
 dataset adapters use with `--engine=beam`.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -43,6 +50,7 @@ from apache_beam.options import pipeline_options as pipeline_options_module
 from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, PipelineOptions,
                                                   StandardOptions)
 
+from data_pipeline.base import atomic
 from data_pipeline.media import decode
 from data_pipeline import preprocess
 from data_pipeline.records import schema
@@ -57,6 +65,7 @@ def pipeline_options(pipeline_args: Sequence[str], workers: int) -> PipelineOpti
     Raises ValueError on a flag no Beam options class defines (Beam itself
     only logs and drops it, which would hide a misspelt preprocess flag).
     """
+    pipeline_args = _dask_arguments(pipeline_args)
     # Beam's own parser class: its options classes call add_value_provider_argument.
     parser = pipeline_options_module._BeamArgumentParser(allow_abbrev=False)
     for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
@@ -79,6 +88,50 @@ def _is_direct(options: PipelineOptions) -> bool:
     return options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct")
 
 
+DASK_RUNNERS = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
+
+
+def _dask_arguments(pipeline_args: Sequence[str]) -> List[str]:
+    """`--dask_address` spelt as Beam's `--dask_client_address`; with --runner=DaskRunner, Beam's Dask
+    module imported so that its options parse (it needs `pip install 'affnet[dask]'`)."""
+    args = [a.replace("--dask_address", "--dask_client_address", 1) if a.startswith("--dask_address") else a
+            for a in pipeline_args]
+    if any(a.endswith(("=DaskRunner", "dask_runner.DaskRunner")) or a in DASK_RUNNERS for a in args):
+        try:
+            from apache_beam.runners.dask import dask_runner  # noqa: F401  Registers DaskOptions.
+        except ImportError as error:
+            raise ValueError(f"--runner=DaskRunner needs dask.distributed: pip install 'affnet[dask]' ({error})")
+    return args
+
+
+def _is_dask(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in DASK_RUNNERS
+
+
+@contextlib.contextmanager
+def _dask_cluster(options: PipelineOptions, workers: int):
+    """For the DaskRunner without a scheduler address: a local dask.distributed cluster of
+    max(2, workers) single-threaded worker processes for the run (yields whether one was started).
+    Either way each input is a Dask partition of its own, so inputs spread over the workers."""
+    if not _is_dask(options):
+        yield False
+        return
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    dask_options = options.view_as(DaskOptions)
+    if dask_options.npartitions is None and dask_options.partition_size is None:
+        dask_options.partition_size = 1  # Beam's default packs 128 elements, i.e. all inputs, on one worker.
+    if dask_options.address or dask_options.scheduler_file:
+        yield False
+        return
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=max(2, workers), threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        dask_options.address = cluster.scheduler_address
+        yield True
+
+
 def _runner(options: PipelineOptions):
     """The runner `options` name; for the DirectRunner, its FnApiRunner directly.
 
@@ -86,6 +139,10 @@ def _runner(options: PipelineOptions):
     binary from GitHub at run time and has no direct_num_workers; its fallback,
     the FnApiRunner built as DirectRunner builds it, is what runs here.
     """
+    if _is_dask(options):  # Not among the runners Beam finds by their short name.
+        from apache_beam.runners.dask.dask_runner import DaskRunner
+
+        return DaskRunner()
     if not _is_direct(options):
         return None  # Beam resolves --runner.
     # Lazy: Beam's runner internals, imported only for the local runner.
@@ -215,20 +272,31 @@ def run_tasks(function: Callable, tasks: Sequence, workers: int, preload: str, o
     """
     del preload  # Beam workers import `function`'s module when they unpickle it.
     options = pipeline_options(pipeline_args, workers)
+    with _dask_cluster(options, workers) as local_cluster:
+        _run_pipeline(function, tasks, options, on_result, results_dir, local=_is_direct(options) or local_cluster)
+
+
+def _run_pipeline(function, tasks, options, on_result, results_dir, local: bool) -> None:
     results_dir = results_dir or options.view_as(GoogleCloudOptions).temp_location
-    if results_dir is None and not _is_direct(options):
+    if results_dir is None and not local:
         raise ValueError("--temp_location is needed with --runner: a folder the launcher and the workers share")
     own_dir = results_dir is None
     results_dir = results_dir or tempfile.mkdtemp(prefix="affnet_beam_results_")
     results_path = FileSystems.join(results_dir, f"affnet-results-{uuid.uuid4().hex}.pickle")
     try:
-        with beam.Pipeline(runner=_runner(options), options=options) as pipeline:
-            _ = (pipeline
-                 | "Tasks" >> beam.Create(list(enumerate(tasks)))
-                 | "Spread" >> beam.Reshuffle()  # One bundle per worker, not one for all.
-                 | "Run" >> beam.ParDo(_RunTask(function))
-                 | "Gather" >> beam.combiners.ToList()
-                 | "Write" >> beam.Map(_write_results, results_path))
+        pipeline = beam.Pipeline(runner=_runner(options), options=options)
+        _ = (pipeline
+             | "Tasks" >> beam.Create(list(enumerate(tasks)))
+             | "Spread" >> beam.Reshuffle()  # One bundle per worker, not one for all.
+             | "Run" >> beam.ParDo(_RunTask(function))
+             | "Gather" >> beam.combiners.ToList()
+             | "Write" >> beam.Map(_write_results, results_path))
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            if getattr(result, "client", None) is not None:  # The DaskRunner's client of the scheduler.
+                result.client.close()
         with FileSystems.open(results_path) as f:
             results = pickle.loads(f.read())
         FileSystems.delete([results_path])
@@ -276,14 +344,18 @@ def beam_preprocess(input_pattern: str, output_dir: str,
     # The output folder is one the launcher and the workers share (on a cluster, or when remote).
     shared = is_remote(output_dir) or not _is_direct(pipeline_options(pipeline_args, workers))
     results_dir = FileSystems.join(output_dir, "_beam_results") if shared else None
-    if shared and not is_remote(output_dir):  # A killed run's gathered results, never read.
-        shutil.rmtree(results_dir, ignore_errors=True)
-    run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
-    if shared and not is_remote(output_dir):
-        os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
-    report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
-                                        workers, previous_report.get("inputs", []))
-    _write_json(FileSystems.join(output_dir, "report.json"), report)
+    # One run per local output folder (flock); a remote one needs a folder per run.
+    with contextlib.ExitStack() as lock:
+        if not is_remote(output_dir):
+            lock.enter_context(atomic.OutputLock(output_dir, "beam_preprocess"))
+        if shared and not is_remote(output_dir):  # A killed run's gathered results, never read.
+            shutil.rmtree(results_dir, ignore_errors=True)
+        run_tasks(process_task, tasks, workers, __name__, entries.append, pipeline_args, results_dir)
+        if shared and not is_remote(output_dir):
+            os.rmdir(results_dir)  # Empty now; object stores have no folders to remove.
+        report = preprocess.assemble_report(input_pattern, inputs, entries, options, time.perf_counter() - start,
+                                            workers, previous_report.get("inputs", []))
+        _write_json(FileSystems.join(output_dir, "report.json"), report)
     if progress is not None:
         for k, entry in enumerate(report["inputs"]):
             detail = entry.get("error") or f"{entry['input']}: {entry.get('frames_written', 0)} frames written"
@@ -309,8 +381,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"error: {error}\n")
         return 2
-    report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args,
-                             overwrite=args.overwrite)
+    try:
+        report = beam_preprocess(args.input, args.output, options, args.workers, pipeline_args,
+                                 overwrite=args.overwrite)
+    except (atomic.LockedError, atomic.StorageError) as error:  # Another run's folder; the disk full.
+        sys.stderr.write(f"error: {error}\n")
+        return 2
     sys.stderr.write(json.dumps(report["totals"]) + "\n")
     produced = [e for e in report["inputs"]
                 if e["status"] in preprocess.DONE

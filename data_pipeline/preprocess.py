@@ -334,7 +334,11 @@ def finished_output(target: str) -> Optional[Dict[str, Any]]:
 def write_output(target: str, records, entry: Dict[str, Any], image_format: str) -> None:
     """The shard, then its side report (its completion record), each temp-then-rename."""
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    schema.write_shard(target, records, image_format)
+    try:
+        schema.write_shard(target, records, image_format)
+    except OSError as error:  # E.g. the disk full mid-shard: no partial temporary stays.
+        atomic.remove_temporaries([target])
+        raise atomic.named(error, target) from error
     atomic.write_json(schema.side_report_path(target), entry)
 
 
@@ -525,11 +529,12 @@ def preprocess(input_path: str, output_dir: str, options: PreprocessOptions = Pr
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {detail}\n")
             progress.flush()
 
-    with progress_bar.active(frames):
+    # One run per output folder: two would write the same temporaries.
+    with atomic.OutputLock(output_dir, "preprocess"), progress_bar.active(frames):
         run_tasks(_process_task, tasks, workers, "data_pipeline.preprocess", show)
-    report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers,
-                             previous_report.get("inputs", []))
-    atomic.write_json(os.path.join(output_dir, REPORT), report)
+        report = assemble_report(input_path, inputs, entries, options, time.perf_counter() - start, workers,
+                                 previous_report.get("inputs", []))
+        atomic.write_json(os.path.join(output_dir, REPORT), report)
     return report
 
 

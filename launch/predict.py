@@ -64,7 +64,6 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.predict import predictor
-    from data_pipeline.base import atomic
     from data_pipeline.media import decode
 
     try:
@@ -77,12 +76,12 @@ def main(argv):
             max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value, overwrite=_OVERWRITE.value)
-    except (ValueError, FileNotFoundError, decode.DecodeError, atomic.LockedError) as error:
+    except (ValueError, FileNotFoundError, decode.DecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps({"summary": os.path.join(_OUTPUT.value, "summary.json"), **summary["totals"],
                       "tables": [e.get("table") for e in summary["inputs"]]}, indent=1))
-    sys.exit(0 if summary["totals"]["ok"] else 1)
+    sys.exit(0 if summary["totals"]["ok"] or summary["totals"].get("skipped") else 1)  # Skipped: finished earlier.
 
 
 def run():

@@ -1,6 +1,6 @@
-"""Kill anywhere: each writing command, SIGKILLed (its whole process group) at moments spread over its
-run and re-run with the same command, ends with the outputs of an uninterrupted run, no temporary file,
-and the work finished before the kill not redone.
+"""Kill anywhere: each writing command (preprocess, the Aff-Wild2 adapter, export, predict), SIGKILLed (its
+whole process group) at moments spread over its run and re-run with the same command, ends with the outputs
+of an uninterrupted run, no temporary file, and the work finished before the kill not redone.
 
 Moments are fractions of the uninterrupted run's wall time (commands whose run is mostly real work) or
 the appearance of a given file (commands whose start-up, importing TensorFlow, is most of the run). The
@@ -22,7 +22,7 @@ import sys
 import time
 
 import pytest
-from real_videos import moving_face_frames
+from real_videos import moving_face_frames, write_abaw_release
 
 from data_pipeline.media import decode
 
@@ -146,6 +146,15 @@ def test_preprocess_killed_anywhere(videos, tmp_path):
     command = ["-m", "data_pipeline.preprocess", f"--input={videos}", "--workers=1", "--noprogress"]
     hits = _check_kills(command, tmp_path, [0.3, 0.6, 0.9], finished_glob="*.mp4.report.json")
     assert hits >= 2
+
+
+@pytest.mark.slow
+def test_adapter_killed_anywhere(tmp_path_factory, tmp_path):
+    """The Aff-Wild2 adapter over a miniature release (3 videos, one with two people)."""
+    abaw = write_abaw_release(tmp_path_factory.mktemp("abaw") / "release")
+    command = ["-m", "data_pipeline.adapters", "affwild2", f"--root={abaw}", "--workers=1", "--noprogress"]
+    hits = _check_kills(command, tmp_path, [0.5, 0.85], finished_glob="*/*.report.json")
+    assert hits >= 1
 
 
 @pytest.mark.slow

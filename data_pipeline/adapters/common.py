@@ -463,7 +463,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
             progress.write(f"[{len(entries)}/{len(tasks)}] {entry['status']}: {entry['video_id']}: {detail}\n")
             progress.flush()
 
-    with progress_bar.active(frames):
+    with atomic.OutputLock(output_dir, dataset or "adapter"), progress_bar.active(frames):
         run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])

@@ -37,9 +37,27 @@ def temporary_path(path: str) -> str:
     return path + TEMPORARY_SUFFIX
 
 
+# The disk full, a quota or file-size limit reached, a read-only file system: the run stops, saying which file.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS})
+
+
+class StorageError(OSError):
+    """Writing `filename` failed for lack of space or a read-only file system (`STORAGE_ERRNOS`)."""
+
+
+def named(error: OSError, path: str) -> OSError:
+    """`error` as an OSError naming `path` (the output, not its temporary); a `StorageError` for
+    `STORAGE_ERRNOS`, so the command lines report it as one line."""
+    cls = StorageError if error.errno in STORAGE_ERRNOS else type(error)
+    try:
+        return cls(error.errno, error.strerror or str(error), path)
+    except TypeError:  # An OSError subclass with a constructor of its own.
+        return error
+
+
 def replace_atomically(path: str, write: Callable[[str], None], temporary: str = "") -> None:
-    """`write(temporary)` then rename it onto `path`; on any error the temporary is removed
-    and an OSError names `path` (e.g. "No space left on device", "Read-only file system").
+    """`write(temporary)` then rename it onto `path`; on any error the temporary is removed,
+    and an OSError is raised again naming `path` (`named`).
 
     `temporary` defaults to `<path>.tmp`; a writer that needs a suffix of its own
     (a container format chosen by extension) passes one under the same name.
@@ -51,8 +69,8 @@ def replace_atomically(path: str, write: Callable[[str], None], temporary: str =
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(temporary)
-        if isinstance(error, OSError) and error.filename is None:  # e.g. EFBIG from write(): name the file.
-            raise type(error)(error.errno, f"{error.strerror or error}", path) from error
+        if isinstance(error, OSError):
+            raise named(error, path) from error
         raise
 
 
@@ -108,7 +126,10 @@ class OutputLock:
     def __enter__(self) -> "OutputLock":
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:  # A read-only output folder shows here first.
+                raise named(error, self.path) from error
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:

@@ -18,11 +18,15 @@ import os
 import sys
 from typing import Callable, Optional, Sequence, Tuple, Type
 
+from data_pipeline.base import atomic
+
 USAGE_EXIT = 2
 # What a user can cause by what they typed or pointed at. Anything else is a
 # defect of this code and keeps its traceback.
+# The disk full / a read-only output and an output folder in use by another run are reported the same way.
 USER_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError,
-                                                IsADirectoryError, PermissionError)
+                                                IsADirectoryError, PermissionError, atomic.StorageError,
+                                                atomic.LockedError)
 
 
 def silence_tensorflow() -> None:

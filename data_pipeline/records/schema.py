@@ -37,6 +37,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from data_pipeline.base import atomic
 from data_pipeline.records import record_io
 from data_pipeline.base.lazy_tensorflow import tf  # Reading only: writers need no TensorFlow.
 
@@ -290,7 +291,7 @@ SHARD_SUFFIX = ".tfrecord"
 GZIP_SHARD_SUFFIX = ".tfrecord.gz"
 SHARD_SUFFIXES = (SHARD_SUFFIX, GZIP_SHARD_SUFFIX)
 SIDE_REPORT_SUFFIX = ".report.json"
-TEMPORARY_SUFFIX = ".tmp"
+TEMPORARY_SUFFIX = atomic.TEMPORARY_SUFFIX  # Written, then renamed (`atomic`).
 
 
 def shard_path(stem: str, gzip: bool = False) -> str:

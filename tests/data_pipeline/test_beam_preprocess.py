@@ -268,3 +268,54 @@ def test_remote_paths_are_staged_and_committed(inputs, local_run, tmp_path, monk
     report = json.loads((out / "report.json").read_text())
     assert [e["status"] for e in report["inputs"]] == ["skipped", "failed", "skipped", "skipped"]
     assert report["totals"]["frames_written"] == 3 * 15
+
+
+@pytest.mark.slow
+def test_dask_runner_on_a_local_cluster_gives_the_local_tools_shards(inputs, local_run, tmp_path):
+    """--runner=DaskRunner without an address: a local dask.distributed cluster of 2 worker processes."""
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "out"
+    assert beam_preprocess.main(["--input", str(inputs), "--output", str(out), "--workers", "2",
+                                 "--runner=DaskRunner"]) == 0
+    assert _files(out) == EXPECTED_FILES
+    _assert_same_shards(out, local_run)
+    report = json.loads((out / "report.json").read_text())
+    assert _comparable(report, out) == _comparable(json.loads((local_run / "report.json").read_text()), local_run)
+
+
+@pytest.mark.slow
+def test_dask_worker_killed_mid_run_every_input_exactly_once(inputs, local_run, tmp_path):
+    """A worker process SIGKILLed while it holds a task (once the first shard exists): the scheduler
+    reruns its tasks on the restarted worker; each input is in the report once and its shard once."""
+    distributed = pytest.importorskip("dask.distributed")
+    out = tmp_path / "out"
+    killed = {}
+
+    def kill_a_busy_worker(client):
+        deadline = time.monotonic() + 240
+        while not any(n.endswith(".tfrecord") for n in _files(out)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        busy = [address for address, keys in client.processing().items() if keys]
+        if busy and not (out / "report.json").exists():
+            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed["pid"] = pid
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        import threading
+
+        killer = threading.Thread(target=kill_a_busy_worker, args=(client,))
+        killer.start()
+        code = beam_preprocess.main(["--input", str(inputs), "--output", str(out), "--runner=DaskRunner",
+                                     f"--dask_address={cluster.scheduler_address}"])
+        killer.join()
+    assert killed, "no worker was busy when the first shard appeared"
+    assert code == 0
+    assert _files(out) == EXPECTED_FILES  # No temporary of the killed worker, no shard twice.
+    _assert_same_shards(out, local_run)  # One record each.
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(os.path.basename(e["input"]) for e in report["inputs"]) == sorted(["a.mp4", "b.mp4", "c.mp4", BAD])
+    for entry in report["inputs"]:  # A task rerun after its worker died finds its output finished.
+        if not entry["input"].endswith(BAD):
+            assert entry["status"] == "ok" or entry.get("previous_status") == "ok", entry

@@ -3,6 +3,7 @@ outputs equal an uninterrupted run's, no temporary left; other options refused u
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from affnet.predict import resume
+from data_pipeline.base import atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # launch/predict.py, SIGKILLed by a hook right after its 2nd table is renamed into place: before
@@ -81,8 +83,13 @@ def test_killed_run_resumes_skipping_finished_inputs(predictor, exports, media, 
     assert [{k: v for k, v in e.items() if k not in resume.OUTPUT_KEYS} for e in got["inputs"]] == \
         [{k: v for k, v in e.items() if k not in resume.OUTPUT_KEYS} for e in want["inputs"]]
 
-    again = predictor.run([str(media)], str(out))  # Everything finished: nothing redone.
-    assert again["totals"]["skipped"] == 3 and again["totals"]["frames"] == summary["totals"]["frames"]
+    # Everything finished: the same command redoes nothing and succeeds.
+    again = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "predict.py"), f"--input={media}",
+                            f"--model={exports['va']}", f"--output={out}", "--noprogress"],
+                           env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    totals = json.loads((out / "summary.json").read_text())["totals"]
+    assert totals["skipped"] == 3 and totals["frames"] == summary["totals"]["frames"]
 
 
 def test_other_options_refused_unless_overwrite(exports, media, uninterrupted, tmp_path):
@@ -98,3 +105,21 @@ def test_other_options_refused_unless_overwrite(exports, media, uninterrupted, t
     summary = other.run([still], str(out), plots=False, overwrite=True)
     assert summary["inputs"][0]["status"] == "ok"
     assert json.loads((out / "still.done.json").read_text())["options"]["postprocess"] == "none"
+
+
+def test_disk_full_mid_plot_names_the_file_and_the_run_resumes(predictor, media, uninterrupted, tmp_path):
+    """Files cannot grow past 8 KiB (RLIMIT_FSIZE, SIGXFSZ ignored: write() fails with EFBIG as on a full
+    disk): the tables fit, the first plot does not."""
+    out = tmp_path / "out"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 10, hard))
+    try:
+        with pytest.raises(atomic.StorageError, match=r"File too large: '.*empty_va\.png'"):
+            predictor.run([str(media)], str(out))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert _files(out) == ["empty.csv"]  # No temporary, no completion record: nothing looks finished.
+    summary = predictor.run([str(media)], str(out))  # Space is back.
+    assert summary["totals"]["ok"] == 3 and _files(out) == _files(uninterrupted)
