@@ -33,7 +33,8 @@ class FacePass:
     source index, time)] in time order; track_frames / track_areas: the
     tracker's per-track counts (main track = most frames); persons: the
     identity bank's (sums, counts) (None in mode "largest"); truncations: the
-    `decode.TruncatedVideo` reports met.
+    `decode.TruncatedVideo` reports met; display: the frames' display corrections
+    (width / height are displayed pixels).
     """
 
     rows: Dict[int, List[tuple]]
@@ -50,6 +51,7 @@ class FacePass:
     detections_run: int = 0
     scene_cuts: int = 0
     truncations: List[dict] = dataclasses.field(default_factory=list)
+    display: decode.DisplayLog = dataclasses.field(default_factory=decode.DisplayLog)
 
 
 def init_worker():
@@ -108,6 +110,7 @@ def run(path: str, options, start: float = 0.0, stop: Optional[float] = None, de
     with decode.collect_truncations() as truncations:
         for number, frame in enumerate(_prefetched(decode.decode(path, options.fps, start, stop))):
             result.decoded += 1
+            result.display.add(frame)
             progress_bar.frame_done()
             result.first_time = frame.time if number == 0 else result.first_time
             result.last_time = frame.time
@@ -171,6 +174,7 @@ def merge(passes: List[FacePass]) -> FacePass:
         merged.detections_run += later.detections_run
         merged.scene_cuts += later.scene_cuts
         merged.truncations = merged.truncations or later.truncations
+        merged.display.merge(later.display)
     if merged.persons is not None:
         merged.persons = bank.state()
     return merged

@@ -266,6 +266,8 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         "chunks": len(spans),
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if found.display.report() is not None:  # Rotated, anamorphic, interlaced or resized frames.
+        report["display"] = found.display.report()
     if options.audio:
         report["audio"] = _audio_report(track_audio, spec, records, config)
     return records, report
@@ -455,14 +457,18 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
     initialised in this process. TensorFlow is not preloaded: writing records and
     the default detector need none (`record_io`, LiteRT), and the options that do
     (--detector mtcnn, --audio) import it in each worker at once, in parallel.
-    `function` must be a module-level function of `preload`.
+    `function` must be a module-level function of `preload`. The module run as
+    the command (`python -m data_pipeline.preprocess`) is not preloaded: each
+    worker re-runs it as `__mp_main__`, and runpy warns when it finds it
+    imported already; the face work's modules are preloaded instead.
     """
     if workers == 1 or len(tasks) <= 1:
         for task in tasks:
             on_result(function(task))
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([preload])
+    command = getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)
+    context.set_forkserver_preload([preload if preload != command else face_pass.__name__])
     with context.Pool(min(workers, len(tasks)), initializer=face_pass.init_worker) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)
