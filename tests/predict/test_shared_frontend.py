@@ -2,14 +2,19 @@
 predict feeds the model are the bytes preprocessing writes; turned and anamorphic clips predict as
 the plain clip does, in displayed pixels."""
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import real_videos
 
-from affnet.predict import sources, windows
+from affnet.predict import outputs, sources, windows
 from data_pipeline import chunks, decode, frontend, preprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +63,22 @@ def test_predict_feeds_the_model_preprocessings_crops_and_landmarks_byte_for_byt
         assert points.tobytes() == expected.astype(np.float32).tobytes()
 
 
-def test_turned_and_anamorphic_clips_predict_as_the_plain_clip(exports, clips):
-    import affnet
-
-    predictor = affnet.Predictor(exports["va"], progress=False)
-    plain, plain_stats = predictor.predict_source(_source(clips["plain"]))
-    assert "display" not in plain_stats
+def test_turned_and_anamorphic_clips_predict_as_the_plain_clip_and_the_run_prints_no_warning(exports, clips):
+    """launch/predict.py over the plain, turned (display matrix 90) and anamorphic (2:1) clips: the same
+    boxes in displayed pixels and faces found, summary.json names the correction, stderr no warning."""
+    folder = os.path.dirname(clips["plain"])
+    out = os.path.join(folder, "predicted")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "predict.py"), f"--input={folder}",
+                           f"--model={exports['va']}", f"--output={out}"], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
+    entries = {os.path.basename(e["input"]): e for e in json.load(open(os.path.join(out, "summary.json")))["inputs"]}
+    assert "display" not in entries["plain.mp4"]
+    plain = outputs.read_table(os.path.join(out, "plain.csv"))
     for name, correction in (("rot90", {"rotation": 90}), ("anamorphic", {"sample_aspect_ratio": "2:1"})):
-        table, stats = predictor.predict_source(_source(clips[name]))
-        assert {k: stats["display"][k] for k in correction} == correction
+        assert {k: entries[f"{name}.mp4"]["display"][k] for k in correction} == correction
+        table = outputs.read_table(os.path.join(out, f"{name}.csv"))
         assert table.success.sum() == plain.success.sum() == 15
         for column in ("face_x", "face_y", "face_w", "face_h"):  # Displayed pixels: the plain clip's boxes.
             assert np.abs(table[column] - plain[column]).max() < 6, (name, column)
