@@ -141,16 +141,3 @@ def test_the_walk_sees_the_known_edges():
     assert "affnet.objectives.ccc" in targets["affnet.objectives.losses"]
     assert "affnet.models.fusion" in targets["affnet.models.registry"]
     assert "data_pipeline.schema" in targets["affnet.models.heads"]
-
-
-def test_predict_and_the_face_front_end_import_no_command_line_module():
-    """A command-line module (one that runs as `__main__`) is imported by no library module of predict or
-    of the face work that predict shares with preprocessing."""
-    modules, graph = _graph()
-    commands = {module for module, path in modules.items() if "__name__ == \"__main__\"" in open(path).read()}
-    libraries = [m for m in graph if m.startswith("affnet.predict") or m in (
-        "data_pipeline.frontend", "data_pipeline.face_pass", "data_pipeline.chunks", "data_pipeline.options",
-        "data_pipeline.decode")]
-    wrong = [f"{module}:{line} imports the command-line module {target}" for module in libraries
-             for target, line, _ in graph[module] if target in commands]
-    assert "data_pipeline.preprocess" in commands and not wrong, "\n".join(wrong)
