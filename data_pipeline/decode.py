@@ -184,14 +184,26 @@ class Displayer:
             image, display = _fit(image, self.size), dataclasses.replace(display, fitted=True)
         return image, (None if display == Display((width, height)) else display)
 
-    def pyav(self, frame, stream):
-        """A decoded `av.VideoFrame` of `stream` as displayed (its side data's display matrix,
-        the stream's or codec's sample aspect ratio, its interlacing flag)."""
+    @staticmethod
+    def _pyav_display(frame, stream) -> Tuple[int, bool, fractions.Fraction]:
         matrix = frame.side_data.get("DISPLAYMATRIX")
         rotation, flip = orientation(np.frombuffer(bytes(matrix), np.int32)) if matrix is not None else (0, False)
         sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-        return self(frame.to_ndarray(format="rgb24"), rotation, flip, sar if sar and sar > 0 else 1,
-                    frame.interlaced_frame)
+        return rotation, flip, fractions.Fraction(sar) if sar and sar > 0 else fractions.Fraction(1)
+
+    def pyav(self, frame, stream):
+        """A decoded `av.VideoFrame` of `stream` as displayed (its side data's display matrix,
+        the stream's or codec's sample aspect ratio, its interlacing flag)."""
+        rotation, flip, sar = self._pyav_display(frame, stream)
+        return self(frame.to_ndarray(format="rgb24"), rotation, flip, sar, frame.interlaced_frame)
+
+    def skip(self, frame, stream) -> None:
+        """A frame decoded but not converted (before a time chunk): its displayed size still sets the
+        size later frames are fitted into, so every chunk of a stream shares the first frame's."""
+        if self.size is None:
+            rotation, _, sar = self._pyav_display(frame, stream)
+            size = (max(1, int(round(frame.width * sar))), frame.height)
+            self.size = size[::-1] if rotation in (90, 270) else size
 
 
 class DisplayLog:
@@ -328,7 +340,11 @@ def _pyav_frames(path: str, convert_from: float = -np.inf):
                 start = time if start is None else start
                 end = time
                 time = fractions.Fraction(time - start)
-                yield displayer.pyav(frame, stream) if time >= convert_from else (None, None), index, time
+                if time >= convert_from:
+                    yield displayer.pyav(frame, stream), index, time
+                else:
+                    displayer.skip(frame, stream)
+                    yield (None, None), index, time
         except av.error.FFmpegError as error:
             raise DecodeError(f"{path}: decoding failed: {error}") from error
         if declared and start is not None:
