@@ -112,21 +112,18 @@ class Frame:
     display: Optional[Display] = None
 
 
-# Clockwise rotation r then optional left-right mirror, as the 2x2 matrix of an FFmpeg display
-# matrix's linear part [[a, c], [b, d]] acting on (x, y) with y pointing down (libavutil/display.h:
-# x' = a x + c y, y' = b x + d y; a 90-degree clockwise turn takes right (1, 0) to down (0, 1)).
-_ORIENTATIONS = {}
-for _rotation in (0, 90, 180, 270):
-    _turn = np.linalg.matrix_power(np.array([[0, -1], [1, 0]]), _rotation // 90)
-    for _flip in (False, True):
-        _linear = np.diag([-1, 1]) @ _turn if _flip else _turn
-        _ORIENTATIONS[tuple(_linear.ravel())] = (_rotation, _flip)
 _CV2_ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 def orientation(matrix) -> Tuple[int, bool]:
     """(clockwise rotation, mirrored) of an FFmpeg display matrix (9 int32, 16.16 fixed point);
-    an angle that is no multiple of 90 degrees is rounded to the nearest one."""
+    an angle that is no multiple of 90 degrees is rounded to the nearest one.
+
+    libavutil/display.h: a stored pixel (x, y), y pointing down, is displayed at
+    (a x + c y, b x + d y) for the matrix [a b u; c d v; ...]; a clockwise turn takes
+    the right (1, 0) to down (0, 1) (the mp4 `rotate` tag 90 of a portrait phone
+    clip); a negative determinant is a mirror, taken as left-right after the turn.
+    """
     m = np.asarray(matrix, np.float64)
     linear = np.array([[m[0], m[3]], [m[1], m[4]]]) / 65536.0
     flip = bool(np.linalg.det(linear) < 0)

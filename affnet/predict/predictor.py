@@ -5,8 +5,9 @@
   predictor.run(["videos/"], "out/")          # one CSV (or parquet) per input, plots, summary.json
 
 Per input the pipeline streams (memory flat in the video's length): decode
-and face front-end (`data_pipeline.frontend.FrontEnd`, preprocessing's own) run in a producer thread that hands
-chunks of `chunk_frames` frames through a bounded queue to the model side,
+and face front-end (`data_pipeline.frontend.FrontEnd`, preprocessing's own;
+a long file's in time chunks over processes, `_faces`) feed a producer thread
+that hands chunks of `chunk_frames` frames through a bounded queue to the model side,
 which cuts each face's `seq_len` windows (`windows`) and calls the model on
 `batch_size` windows at a time, overlapping decode/detection with inference
 (a live source predicts each window as soon as it is complete: latency one
