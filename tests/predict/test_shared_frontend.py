@@ -84,9 +84,11 @@ def test_turned_and_anamorphic_clips_predict_as_the_plain_clip_and_the_run_print
             assert np.abs(table[column] - plain[column]).max() < 6, (name, column)
 
 
-def test_a_file_split_in_time_chunks_gives_preprocessings_chunked_crops(exports, tmp_path, monkeypatch):
+@pytest.mark.parametrize("track", ["largest", "all"])
+def test_a_file_split_in_time_chunks_gives_preprocessings_chunked_crops(exports, tmp_path, monkeypatch, track):
     """A file long enough to split runs the front-end in preprocessing's own time chunks over processes
-    (`chunks.stream`) and still feeds the model preprocessing's bytes, in order."""
+    (`chunks.stream`) and still feeds the model preprocessing's bytes, in order (with "all", the later
+    chunk's person ids joined by descriptor as preprocessing joins them)."""
     import affnet
 
     path = str(tmp_path / "long.mp4")
@@ -95,9 +97,10 @@ def test_a_file_split_in_time_chunks_gives_preprocessings_chunked_crops(exports,
     cores = os.cpu_count() or 1
     if len(chunks.plan(path, cores)) < 2:
         pytest.skip("one core: nothing to split across")
-    predictor = affnet.Predictor(exports["va"], progress=False)
+    predictor = affnet.Predictor(exports["va"], progress=False, track=track)
     table, stats, fed = _fed(predictor, path, monkeypatch)
     records, report = preprocess.process_video(path, predictor.preprocess_options, cores=cores)
+    assert set(table.face_id.dropna()) == {0}
     assert report["chunks"] >= 2 and stats["frames"] == report["frames_decoded"] == 48
     record, = records
     assert [row for row, _, _ in fed] == sorted(row for row, _, _ in fed)  # Frames in order.
