@@ -21,6 +21,7 @@ fp32 output scale is reported beside it). Keep runs short: the machine is shared
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -112,7 +113,7 @@ def worker(args) -> dict:
                                      "frames_per_second": round(batch * 80 / seconds, 2)}
         np.save(os.path.join(args.scratch, f"model_{args.precision}_{batch}.npy"), out)
     runner = predictor.Predictor(args.export, precision=args.precision, batch_size=args.batch_size,
-                                 progress=False)
+                                 progress=False, workers=os.cpu_count() or 1)  # launch/predict.py's default.
     runner.predict(np.full((8, 96, 96, 3), 90, np.uint8))  # Warm-up of the detector and landmark models.
 
     def end_to_end(name):
@@ -124,8 +125,8 @@ def worker(args) -> dict:
                 "table": entry["table"], "cpu_seconds": round(sum(os.times()[:4]) - cpu, 1)}
 
     result = {"precision": args.precision, "model_only": model_only, "end_to_end": end_to_end("out")}
-    if args.one_process_front_end:  # The front-end unsplit: one span, in predict's producer thread.
-        predictor.chunks.plan = lambda path, cores, min_seconds=None: [(0.0, None)]
+    if args.one_process_front_end:  # The front-end unsplit, in predict's producer thread.
+        runner.options = dataclasses.replace(runner.options, workers=1)
         result["end_to_end_one_process_front_end"] = end_to_end("one_process")
     if args.precision == "float32":
         start = time.perf_counter()

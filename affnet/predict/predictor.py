@@ -53,6 +53,10 @@ class PredictOptions:
     max_frames: Optional[int] = None
     progress: bool = True
     chunk_frames: int = CHUNK_FRAMES
+    # Processes for the face front-end of a video file long enough to split (`chunks.plan`); 1: in the
+    # producer thread. Above 1 a script calling predict needs the `if __name__ == "__main__":` guard, as
+    # any multiprocessing program (the processes start by forkserver and re-import the main module).
+    workers: int = 1
 
     def __post_init__(self):
         if int(self.seq_len) != self.seq_len or self.seq_len < 0:
@@ -67,6 +71,8 @@ class PredictOptions:
             raise ValueError(f"max_frames must be positive, got {self.max_frames!r}")
         if self.chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {self.chunk_frames!r}")
+        if int(self.workers) != self.workers or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         if self.precision not in runtime.PRECISIONS:
             raise ValueError(f"precision must be one of {runtime.PRECISIONS}, got {self.precision!r}")
         if self.backend not in runtime.BACKENDS:
@@ -126,15 +132,15 @@ class Predictor:
     def _faces(self, frame_iter, path: Optional[str]):
         """(frame, faces) of each frame, by preprocessing's front-end (`data_pipeline.frontend`).
 
-        A video file long enough to split (`chunks.plan` over every core, as
-        preprocessing splits a lone input) runs in time chunks over processes
+        With `workers` > 1 a video file long enough to split (`chunks.plan`
+        over `workers` cores, as preprocessing splits a lone input) runs in time chunks over processes
         (`chunks.stream`: the crops of preprocessing's own chunks, in order, the
         first chunk while it is made; frames arrive without pixels); live
         sources, frame arrays, `max_frames` runs and short files go through one
         `FrontEnd` in the producer thread (a live source's latency stays one window).
         """
-        if path is not None and self.options.max_frames is None:
-            spans = chunks.plan(path, os.cpu_count() or 1)
+        if path is not None and self.options.max_frames is None and self.options.workers > 1:
+            spans = chunks.plan(path, self.options.workers)
             if len(spans) > 1:
                 return chunks.stream(path, self.preprocess_options, spans)
         front_end = frontend.FrontEnd(self.preprocess_options)

@@ -97,7 +97,7 @@ def test_a_file_split_in_time_chunks_gives_preprocessings_chunked_crops(exports,
     cores = os.cpu_count() or 1
     if len(chunks.plan(path, cores)) < 2:
         pytest.skip("one core: nothing to split across")
-    predictor = affnet.Predictor(exports["va"], progress=False, track=track)
+    predictor = affnet.Predictor(exports["va"], progress=False, track=track, workers=cores)
     table, stats, fed = _fed(predictor, path, monkeypatch)
     records, report = preprocess.process_video(path, predictor.preprocess_options, cores=cores)
     assert set(table.face_id.dropna()) == {0}
