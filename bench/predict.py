@@ -2,6 +2,7 @@
 against today's one-window-per-call path, in one run. Prints one JSON object.
 
   python bench/predict.py [--model affwildnet_vggface] [--frames 160] [--repeats 2] [--batch_size 8]
+      [--precisions float32,bfloat16] [--one_process_front_end]
 
 A full-size registry model (random weights) is exported through the same
 `ServingModule` as launch/export.py, with an export.json (seq_len 80). Each
@@ -11,12 +12,16 @@ precision runs in its own process (the bfloat16 rewrite is process-wide):
   end_to_end   `affnet.Predictor.run` on a 640x360 video of a real photo
                (scikit-image's astronaut, moving), decode -> CSV, and the
                pre-issue-12 path: `process_video` then one window per call
+                 (float32 only); with --one_process_front_end also the same
+                 run with the face front-end in predict's producer thread
+                 instead of time chunks over processes (`chunks.stream`)
 `bf16_vs_f32`: max |valence/arousal difference| on the same model-only inputs
 and on the video's frames (random weights: the outputs are small, so the
 fp32 output scale is reported beside it). Keep runs short: the machine is shared.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -110,21 +115,27 @@ def worker(args) -> dict:
                                      "frames_per_second": round(batch * 80 / seconds, 2)}
         np.save(os.path.join(args.scratch, f"model_{args.precision}_{batch}.npy"), out)
     runner = predictor.Predictor(args.export, precision=args.precision, batch_size=args.batch_size,
-                                 progress=False)
+                                 progress=False, workers=os.cpu_count() or 1)  # launch/predict.py's default.
     runner.predict(np.full((8, 96, 96, 3), 90, np.uint8))  # Warm-up of the detector and landmark models.
-    out_dir = os.path.join(args.scratch, f"out_{args.precision}")
-    summary = runner.run([args.video], out_dir, plots=False)
-    entry = summary["inputs"][0]
-    result = {"precision": args.precision, "model_only": model_only,
-              "end_to_end": {"frames": entry["frames"], "seconds": entry["seconds"],
-                             "frames_per_second": entry["frames_per_second"],
-                             "model_seconds": entry["model_seconds"], "table": entry["table"]}}
+
+    def end_to_end(name):
+        cpu = sum(os.times()[:4])  # This process and its reaped children (the chunk processes).
+        summary = runner.run([args.video], os.path.join(args.scratch, f"{name}_{args.precision}"), plots=False)
+        entry = summary["inputs"][0]
+        return {"frames": entry["frames"], "seconds": entry["seconds"],
+                "frames_per_second": entry["frames_per_second"], "model_seconds": entry["model_seconds"],
+                "table": entry["table"], "cpu_seconds": round(sum(os.times()[:4]) - cpu, 1)}
+
+    result = {"precision": args.precision, "model_only": model_only, "end_to_end": end_to_end("out")}
+    if args.one_process_front_end:  # The front-end unsplit, in predict's producer thread.
+        runner.options = dataclasses.replace(runner.options, workers=1)
+        result["end_to_end_one_process_front_end"] = end_to_end("one_process")
     if args.precision == "float32":
         start = time.perf_counter()
         values = _todays_path(args.video, serve, 80)
         seconds = time.perf_counter() - start
         result["end_to_end_todays_path"] = {"frames": int(len(values)), "seconds": round(seconds, 3),
-                                            "frames_per_second": round(entry["frames"] / seconds, 2)}
+                                            "frames_per_second": round(result["end_to_end"]["frames"] / seconds, 2)}
     return result
 
 
@@ -134,6 +145,10 @@ def main():
     parser.add_argument("--frames", type=int, default=160, help="video length (30 fps, 640x360)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated; float32 adds the "
+                        "pre-issue-12 path")
+    parser.add_argument("--one_process_front_end", action="store_true",
+                        help="also run end to end with the face front-end in one thread (no time chunks)")
     parser.add_argument("--worker", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
@@ -150,12 +165,17 @@ def main():
     export_dir = make_export(args.model, os.path.join(scratch, "export"))
     video = make_video(os.path.join(scratch, "clip_640x360.mp4"), args.frames)
     runs = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in args.precisions.split(","):
         command = [sys.executable, os.path.abspath(__file__), f"--worker={precision}", f"--export={export_dir}",
                    f"--video={video}", f"--scratch={scratch}", f"--repeats={args.repeats}",
-                   f"--batch_size={args.batch_size}"]
+                   f"--batch_size={args.batch_size}"] + (["--one_process_front_end"] * args.one_process_front_end)
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         runs[precision] = json.loads(done.stdout.strip().splitlines()[-1])
+    if set(runs) != {"float32", "bfloat16"}:  # One precision: its figures only.
+        shutil.rmtree(scratch)
+        print(json.dumps({"model": args.model, "video": "640x360, 30 fps", "frames": args.frames,
+                          "batch_size": args.batch_size, "machine": machine.describe(), **runs}, indent=1))
+        return
     f32, bf16 = runs["float32"], runs["bfloat16"]
     batched = f"{args.batch_size}x80"
     model_f32 = np.load(os.path.join(scratch, f"model_float32_{args.batch_size}.npy"))

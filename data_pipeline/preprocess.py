@@ -71,77 +71,10 @@ from data_pipeline.faces import align, chunks, detect, face_pass
 from data_pipeline.base import atomic, cli
 from data_pipeline.media import decode
 from data_pipeline.records import schema
+# The options live in a library module (predict and the adapters build them too); re-exported here.
+from data_pipeline.faces.options import AUDIO_MISSING, IMAGE_FORMATS, PreprocessOptions
 from data_pipeline.base import progress as progress_bar  # `progress` is preprocess()'s line stream.
 from data_pipeline.media import audio as audio_features  # `audio` is an option.
-
-IMAGE_FORMATS = ("jpeg", "png")
-AUDIO_MISSING = ("fail", "silence")
-
-
-@dataclasses.dataclass(frozen=True)
-class PreprocessOptions:
-    """Everything that changes the written records (see the module docstring).
-
-    fps: output frame rate, 0 keeps the source frames; segment_frames: 0 keeps
-    a track in one record; detector / upsample / score_threshold: see
-    `detect.FaceDetector`; detect_every: run the detector every k frames and
-    follow faces by their landmarks in between (`track.FaceFollower`; 1 =
-    detect on every frame); track: "largest" writes the largest face of each
-    frame, "iou" the person seen most, "all" every person (persons told apart
-    by dlib's face descriptor, `identity.py`); iou_threshold: unused since
-    persons are matched by descriptor (kept so old option files load);
-    audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
-    """
-
-    detector: str = detect.DEFAULT_DETECTOR
-    upsample: int = detect.AUTO_UPSAMPLE
-    score_threshold: Optional[float] = None
-    detect_every: int = 10
-    crop_size: int = 96
-    alignment: str = "similarity"
-    track: str = "largest"
-    iou_threshold: float = 0.3
-    gzip: bool = False
-    image_format: str = "jpeg"
-    jpeg_quality: int = 95
-    segment_frames: int = 0
-    fps: float = 30.0
-    audio: bool = False
-    audio_context: int = 16
-    audio_bins: int = 64
-    audio_scale: str = "mel"
-    audio_normalization: str = "fixed"
-    audio_missing: str = "fail"
-
-    def __post_init__(self):
-        if self.detector not in detect.DETECTORS:
-            raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
-        if int(self.upsample) != self.upsample or self.upsample < detect.AUTO_UPSAMPLE:
-            raise ValueError(f"upsample must be a non-negative integer or {detect.AUTO_UPSAMPLE} (auto), "
-                             f"got {self.upsample!r}")
-        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
-            raise ValueError(f"detect_every must be a positive integer, got {self.detect_every!r}")
-        align.template(self.crop_size)  # Validates crop_size.
-        if self.alignment not in align.METHODS:
-            raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
-        if self.track not in detect.TRACK_MODES:
-            raise ValueError(f"track must be one of {detect.TRACK_MODES}, got {self.track!r}")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}")
-        if int(self.segment_frames) != self.segment_frames or self.segment_frames < 0:
-            raise ValueError(f"segment_frames must be a non-negative integer, got {self.segment_frames!r}")
-        if self.fps < 0:
-            raise ValueError(f"fps must be positive, or 0 to keep the source rate, got {self.fps!r}")
-        if self.audio_missing not in AUDIO_MISSING:
-            raise ValueError(f"audio_missing must be one of {AUDIO_MISSING}, got {self.audio_missing!r}")
-        self.spectrogram_config()  # Validates the audio settings.
-
-    def spectrogram_config(self) -> audio_features.SpectrogramConfig:
-        return audio_features.SpectrogramConfig(context=self.audio_context, bins=self.audio_bins,
-                                                scale=self.audio_scale, normalization=self.audio_normalization)
-
 
 # Re-exported: the adapters and predict use the same models and encoding.
 face_models, encode_crop = face_pass.face_models, face_pass.encode_crop
@@ -271,6 +204,8 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         "chunks": len(spans),
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if found.display.report() is not None:  # Rotated, anamorphic, interlaced or resized frames.
+        report["display"] = found.display.report()
     if options.audio:
         report["audio"] = _audio_report(track_audio, spec, records, config)
     return records, report
@@ -474,14 +409,18 @@ def run_tasks(function, tasks, workers: int, preload: str, on_result):
     initialised in this process. TensorFlow is not preloaded: writing records and
     the default detector need none (`record_io`, LiteRT), and the options that do
     (--detector mtcnn, --audio) import it in each worker at once, in parallel.
-    `function` must be a module-level function of `preload`.
+    `function` must be a module-level function of `preload`. The module run as
+    the command (`python -m data_pipeline.preprocess`) is not preloaded: each
+    worker re-runs it as `__mp_main__`, and runpy warns when it finds it
+    imported already; the face work's modules are preloaded instead.
     """
     if workers == 1 or len(tasks) <= 1:
         for task in tasks:
             on_result(function(task))
         return
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([preload])
+    command = getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)
+    context.set_forkserver_preload([preload if preload != command else face_pass.__name__])
     with context.Pool(min(workers, len(tasks)), initializer=face_pass.init_worker) as pool:
         for result in pool.imap_unordered(function, tasks):
             on_result(result)

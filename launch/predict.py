@@ -58,6 +58,8 @@ _MAX_FRAMES = flags.DEFINE_integer("max_frames", None, "Stop each input after th
 _PROGRESS = flags.DEFINE_bool("progress", True, "Progress bar over frames (never when stderr is not a TTY).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Redo inputs predicted with another model or other options "
                                 "(default: refuse; finished inputs of the same ones are skipped).")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Processes for the face front-end of a long video "
+                                "file (time chunks, as preprocessing); 1: one thread beside the model.")
 
 
 def main(argv):
@@ -73,7 +75,7 @@ def main(argv):
             _MODEL.value, seq_len=_SEQ_LEN.value, batch_size=_BATCH.value, precision=_PRECISION.value,
             backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
             detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
-            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
+            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value, workers=_WORKERS.value)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value, overwrite=_OVERWRITE.value)
     except (ValueError, FileNotFoundError, decode.DecodeError) as error:

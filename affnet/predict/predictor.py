@@ -5,8 +5,9 @@
   predictor.run(["videos/"], "out/")          # one CSV (or parquet) per input, plots, summary.json
 
 Per input the pipeline streams (memory flat in the video's length): decode
-and face front-end (`faces.FrontEnd`) run in a producer thread that hands
-chunks of `chunk_frames` frames through a bounded queue to the model side,
+and face front-end (`data_pipeline.faces.frontend.FrontEnd`, preprocessing's own;
+a long file's in time chunks over processes, `_faces`) feed a producer thread
+that hands chunks of `chunk_frames` frames through a bounded queue to the model side,
 which cuts each face's `seq_len` windows (`windows`) and calls the model on
 `batch_size` windows at a time, overlapping decode/detection with inference
 (a live source predicts each window as soon as it is complete: latency one
@@ -24,11 +25,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 
 from affnet.evaluation import smoothing
-from affnet.predict import faces as faces_lib
 from affnet.predict import outputs, resume, runtime, sources, windows
+from data_pipeline import preprocess
 from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
-from data_pipeline import preprocess
+from data_pipeline.faces import chunks, frontend
+from data_pipeline.faces.options import PreprocessOptions
 
 POSTPROCESS = ("auto", "none")
 CHUNK_FRAMES = 32
@@ -45,15 +47,19 @@ class PredictOptions:
     backend: str = "auto"
     postprocess: str = "auto"
     track: str = "largest"
-    # The preprocessing front-end's defaults (data_pipeline.preprocess.PreprocessOptions).
-    detector: str = preprocess.PreprocessOptions.detector
-    upsample: int = preprocess.PreprocessOptions.upsample
-    detect_every: int = preprocess.PreprocessOptions.detect_every
+    # The preprocessing front-end's defaults (data_pipeline.faces.options.PreprocessOptions).
+    detector: str = PreprocessOptions.detector
+    upsample: int = PreprocessOptions.upsample
+    detect_every: int = PreprocessOptions.detect_every
     fps: float = 30.0
     landmarks: bool = False
     max_frames: Optional[int] = None
     progress: bool = True
     chunk_frames: int = CHUNK_FRAMES
+    # Processes for the face front-end of a video file long enough to split (`chunks.plan`); 1: in the
+    # producer thread. Above 1 a script calling predict needs the `if __name__ == "__main__":` guard, as
+    # any multiprocessing program (the processes start by forkserver and re-import the main module).
+    workers: int = 1
 
     def __post_init__(self):
         if int(self.seq_len) != self.seq_len or self.seq_len < 0:
@@ -62,12 +68,14 @@ class PredictOptions:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.postprocess not in POSTPROCESS:
             raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
-        if self.track not in faces_lib.TRACK_MODES:
-            raise ValueError(f"track must be one of {faces_lib.TRACK_MODES}, got {self.track!r}")
+        if self.track not in frontend.STREAMING_TRACK_MODES:
+            raise ValueError(f"track must be one of {frontend.STREAMING_TRACK_MODES}, got {self.track!r}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be positive, got {self.max_frames!r}")
         if self.chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {self.chunk_frames!r}")
+        if int(self.workers) != self.workers or self.workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
         if self.precision not in runtime.PRECISIONS:
             raise ValueError(f"precision must be one of {runtime.PRECISIONS}, got {self.precision!r}")
         if self.backend not in runtime.BACKENDS:
@@ -85,10 +93,9 @@ def _chunks(frames: Iterable, size: int):
         yield chunk
 
 
-def _produce(frame_iter, front_end, chunk_frames: int):
-    """Chunks of (frame, faces), the front-end running in a producer thread through a bounded queue."""
-    chunks = ([(frame, front_end(frame)) for frame in chunk] for chunk in _chunks(frame_iter, chunk_frames))
-    return background.in_background(chunks, QUEUE_CHUNKS, "affnet-predict-frontend")
+def _produce(faced: Iterable, chunk_frames: int):
+    """Chunks of (frame, faces) of `faced`, made in a producer thread through a bounded queue."""
+    return background.in_background(_chunks(faced, chunk_frames), QUEUE_CHUNKS, "affnet-predict-frontend")
 
 
 class Predictor:
@@ -99,11 +106,10 @@ class Predictor:
         self.runtime, self.info = runtime.load(export_dir, self.options.precision, self.options.backend)
         self.seq_len = self.options.seq_len or self.info.seq_len
         self.columns = outputs.prediction_columns(self.info.outputs, self.info.expressions, self.info.au_names)
-        self.preprocess_options = preprocess.PreprocessOptions(detector=self.options.detector,
-                                                               upsample=self.options.upsample,
-                                                               detect_every=self.options.detect_every,
-                                                               crop_size=self.info.crop_size,
-                                                               fps=self.options.fps)
+        self.preprocess_options = PreprocessOptions(detector=self.options.detector, upsample=self.options.upsample,
+                                                    detect_every=self.options.detect_every,
+                                                    crop_size=self.info.crop_size, fps=self.options.fps,
+                                                    track=self.options.track)
         self.audio_config = None
         if self.runtime.spectrogram_dim:
             self.audio_config = audio.SpectrogramConfig(**{k: tuple(v) if isinstance(v, list) else v
@@ -126,12 +132,29 @@ class Predictor:
             return None, None, "missing: silence (-1) spectrogram"
         return track, audio.spectrogram_frames(track.samples, self.audio_config), "ok"
 
+    def _faces(self, frame_iter, path: Optional[str]):
+        """(frame, faces) of each frame, by preprocessing's front-end (`data_pipeline.faces.frontend`).
+
+        With `workers` > 1 a video file long enough to split (`chunks.plan`
+        over `workers` cores, as preprocessing splits a lone input) runs in time chunks over processes
+        (`chunks.stream`: the crops of preprocessing's own chunks, in order, the
+        first chunk while it is made; frames arrive without pixels); live
+        sources, frame arrays, `max_frames` runs and short files go through one
+        `FrontEnd` in the producer thread (a live source's latency stays one window).
+        """
+        if path is not None and self.options.max_frames is None and self.options.workers > 1:
+            spans = chunks.plan(path, self.options.workers)
+            if len(spans) > 1:
+                return chunks.stream(path, self.preprocess_options, spans)
+        front_end = frontend.FrontEnd(self.preprocess_options)
+        return ((frame, front_end(frame)) for frame in frame_iter)
+
     def _predict_frames(self, frame_iter, location: Optional[str] = None, description: str = "",
                         live: bool = False):
-        """(DataFrame, stats) of decode.Frame items; `live` predicts each window once complete."""
+        """(DataFrame, stats) of decode.Frame items (of the file `location`, if any); `live` predicts
+        each window once complete."""
         start = time.perf_counter()
         track_audio, spec, audio_status = self._audio(location)
-        front_end = faces_lib.FrontEnd(self.preprocess_options, self.options.track)
         windower = windows.Windower(self.seq_len)
         batcher = windows.Batcher(self.options.batch_size)
         rows: List[tuple] = []
@@ -139,13 +162,15 @@ class Predictor:
         tracks: Dict[int, List[int]] = {}
         predictions: Dict[str, Dict[int, np.ndarray]] = {}
         model_seconds = 0.0
+        display = decode.DisplayLog()
         bar = progress.bar(None, description, self.options.progress)
-        for chunk in _produce(frame_iter, front_end, self.options.chunk_frames):
+        for chunk in _produce(self._faces(frame_iter, location), self.options.chunk_frames):
             spectrogram_rows = None
             if self.audio_config is not None:
                 times = [frame.time for frame, _ in chunk]
                 spectrogram_rows = audio.video_spectrogram(track_audio, times, self.audio_config, spec)
             for k, (frame, found) in enumerate(chunk):
+                display.add(frame)
                 if not found:
                     rows.append((frame.source_index, frame.time, None, 0) + (np.nan,) * 5)
                     if landmarks is not None:
@@ -159,7 +184,8 @@ class Predictor:
                         landmarks.append(face.landmarks)
                     if face.success:
                         tracks.setdefault(face.track_id, []).append(row)
-                        batcher.put(windower.add(face.track_id, row, face.crop, face.crop_landmarks,
+                        batcher.put(windower.add(face.track_id, row, face.crop,
+                                                 face.crop_landmarks.reshape(-1).astype(np.float32),
                                                  None if spectrogram_rows is None else spectrogram_rows[k]))
             tick = time.perf_counter()
             for batch in batcher.ready(self.seq_len, partial=live):
@@ -187,6 +213,8 @@ class Predictor:
                  "model_seconds": round(model_seconds, 3)}
         if audio_status:
             stats["audio"] = audio_status
+        if display.report() is not None:  # Rotated, anamorphic, interlaced or resized frames.
+            stats["display"] = display.report()
         return table, stats
 
     def predict_source(self, source: sources.Source):

@@ -95,13 +95,15 @@ def _live_frames(location: str, max_frames: Optional[int]) -> Iterator[decode.Fr
     def read():
         try:
             start = None
-            for index, frame in enumerate(container.decode(video=0)):
+            displayer = decode.Displayer()
+            stream = container.streams.video[0]
+            for index, frame in enumerate(container.decode(stream)):
                 if stop.is_set() or (max_frames is not None and index >= max_frames):
                     break
                 time = frame.pts * frame.time_base if frame.pts is not None else fractions.Fraction(index, 30)
                 start = time if start is None else start
-                item = decode.Frame(frame.to_ndarray(format="rgb24"), index, float(time - start),
-                                    float(time - start))
+                image, display = displayer.pyav(frame, stream)  # As displayed (rotation, aspect).
+                item = decode.Frame(image, index, float(time - start), float(time - start), display)
                 while True:
                     try:
                         frames.put_nowait(item)

@@ -1,9 +1,8 @@
 """The face work on a video's frames, or on one time chunk of them, and the merge of chunks.
 
-`run` decodes frames `start <= time < stop`, follows the faces
-(`track.FaceFollower`: detection every k frames, landmark tracking between),
-groups them into tracks (`detect.FaceTracker`), aligns and encodes every
-kept face, and returns a `FacePass`: the rows to write per track plus the
+`run` decodes frames `start <= time < stop`, passes each through the shared
+front-end (`frontend.FrontEnd`: follow, track, align and encode every kept
+face), and returns a `FacePass`: the rows to write per track plus the
 counts and person descriptors needed to join it to its neighbours. `merge`
 joins the passes of consecutive chunks of one video (`chunks.py` runs them in
 parallel): rows are concatenated in time order, and the persons of each chunk
@@ -16,15 +15,14 @@ first frame is found as any re-detected frame is.
 import collections
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from data_pipeline.faces import align, detect, identity, track
 from data_pipeline.base import background
 from data_pipeline.media import decode
-from data_pipeline.records import schema
+from data_pipeline.faces import detect, frontend, identity
 from data_pipeline.base import progress as progress_bar
 
 
@@ -36,7 +34,8 @@ class FacePass:
     source index, time)] in time order; track_frames / track_areas: the
     tracker's per-track counts (main track = most frames); persons: the
     identity bank's (sums, counts) (None in mode "largest"); truncations: the
-    `decode.TruncatedVideo` reports met.
+    `decode.TruncatedVideo` reports met; display: the frames' display corrections
+    (width / height are displayed pixels).
     """
 
     rows: Dict[int, List[tuple]]
@@ -53,6 +52,7 @@ class FacePass:
     detections_run: int = 0
     scene_cuts: int = 0
     truncations: List[dict] = dataclasses.field(default_factory=list)
+    display: decode.DisplayLog = dataclasses.field(default_factory=decode.DisplayLog)
 
 
 def init_worker():
@@ -61,34 +61,8 @@ def init_worker():
     cv2.setNumThreads(1)  # Parallelism is across processes; one thread each.
 
 
-# dlib models per process: loading the shape predictor takes about a second.
-_MODELS: Dict[Tuple, Any] = {}
-
-
-def face_models(options, detector_threads: int = 1):
-    """(detector, landmarker) of `options` (`preprocess.PreprocessOptions`), loaded once per process.
-
-    detector_threads: see `detect.FaceDetector`; a lone input too short to
-    split into chunks gets every core this way.
-    """
-    key = (options.detector, options.upsample, options.score_threshold, detector_threads)  # Stateless across videos.
-    if key not in _MODELS:
-        _MODELS[key] = detect.FaceDetector(options.detector, options.upsample, options.score_threshold,
-                                           detector_threads)
-    return _MODELS[key], landmarker()
-
-
-def landmarker() -> detect.LandmarkDetector:
-    """This process's dlib shape predictor, loaded on first use (or by `landmark_preload`)."""
-    if "landmarks" not in _MODELS:
-        _MODELS["landmarks"] = detect.LandmarkDetector()
-        _MODELS["landmarks"].load()
-    return _MODELS["landmarks"]
-
-
-def encode_crop(crop: np.ndarray, options) -> bytes:
-    """An aligned uint8 RGB crop as JPEG or PNG bytes (`options.image_format`)."""
-    return schema.encode_image(crop, options.image_format, options.jpeg_quality)
+# Defined with the front-end (models loaded once per process); re-exported for the pools and adapters.
+face_models, landmarker, encode_crop = frontend.face_models, frontend.landmarker, frontend.encode_crop
 
 
 def _prefetched(frames, depth: int = 16):
@@ -97,54 +71,44 @@ def _prefetched(frames, depth: int = 16):
     return background.in_background(frames, depth, "affnet-decode")
 
 
-def run(path: str, options, start: float = 0.0, stop: Optional[float] = None, detector_threads: int = 1) -> FacePass:
-    """The face work on frames start <= time < stop of `path` (`preprocess.PreprocessOptions`)."""
-    detector, landmarker = face_models(options, detector_threads)
-    # Person ids by face descriptor only when more than the largest face is kept.
-    identities = identity.IdentityBank() if options.track != "largest" else None
-    follower = track.FaceFollower(detector, landmarker, options.detect_every, identities)
-    tracker = detect.FaceTracker(options.track, options.iou_threshold)
+def run(path: str, options, start: float = 0.0, stop: Optional[float] = None, detector_threads: int = 1,
+        on_frame=None) -> FacePass:
+    """The face work on frames start <= time < stop of `path` (`options.PreprocessOptions`).
+
+    on_frame(frame, faces): called with each frame's `frontend.Face` list
+    (predict streams them to its model); the pass's rows hold the kept
+    faces' encoded crops only when on_frame is None.
+    """
+    front = frontend.FrontEnd(options, detector_threads, encode=on_frame is None)
     kept = collections.defaultdict(list)
     dropped = collections.Counter()
     result = FacePass({}, {}, {}, None)
-    cache_index, cache = None, None
     with decode.collect_truncations() as truncations:
         for number, frame in enumerate(_prefetched(decode.decode(path, options.fps, start, stop))):
             result.decoded += 1
+            result.display.add(frame)
             progress_bar.frame_done()
             result.first_time = frame.time if number == 0 else result.first_time
             result.last_time = frame.time
             result.height, result.width = frame.image.shape[:2]
-            if frame.source_index != cache_index:
-                # Up-sampling repeats a source frame: follow, landmark and align it once.
-                # Tracking still sees every output frame so gaps are counted in output frames.
-                faces = follower(frame.image)
-                cache_index, cache = frame.source_index, (faces, {})
-            faces, aligned = cache
+            faces = front(frame)
+            if on_frame is not None:
+                on_frame(frame, faces)
             if not faces:
                 dropped["no_face"] += 1
                 continue
             result.with_face += 1
-            detections = [detect.Detection(face.box, 1.0) for face in faces]
-            persons = {face.box: (face.person, face.points) for face in faces}
-            for track_id, detection in tracker.update(number, detections,
-                                                      [persons[d.box][0] for d in detections]):
-                if detection.box not in aligned:
-                    try:
-                        crop, points_crop, matrix = align.align_face(
-                            frame.image, persons[detection.box][1], options.crop_size, options.alignment)
-                        aligned[detection.box] = (encode_crop(crop, options), points_crop, matrix)
-                    except ValueError:
-                        aligned[detection.box] = None
-                if aligned[detection.box] is None:
+            for face in faces:
+                if not face.success:
                     dropped["landmarks_failed"] += 1
-                    continue
-                kept[track_id].append(aligned[detection.box] + (frame.source_index, frame.time))
+                elif on_frame is None:
+                    kept[face.track_id].append((face.encoded, face.crop_landmarks, face.matrix,
+                                                frame.source_index, frame.time))
     result.rows = dict(kept)
-    result.track_frames, result.track_areas = dict(tracker.frames), dict(tracker.areas)
-    result.persons = identities.state() if identities is not None else None
+    result.track_frames, result.track_areas = dict(front.tracker.frames), dict(front.tracker.areas)
+    result.persons = front.identities.state() if front.identities is not None else None
     result.dropped = dict(dropped)
-    result.detections_run, result.scene_cuts = follower.detections_run, follower.scene_cuts
+    result.detections_run, result.scene_cuts = front.follower.detections_run, front.follower.scene_cuts
     result.truncations = [t.report() for t in truncations]
     return result
 
@@ -174,6 +138,7 @@ def merge(passes: List[FacePass]) -> FacePass:
         merged.detections_run += later.detections_run
         merged.scene_cuts += later.scene_cuts
         merged.truncations = merged.truncations or later.truncations
+        merged.display.merge(later.display)
     if merged.persons is not None:
         merged.persons = bank.state()
     return merged

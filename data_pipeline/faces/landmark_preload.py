@@ -5,6 +5,6 @@ Every chunk process forks from that server and shares the loaded model
 0.85 s of CPU and 100 MB of memory loading its own.
 """
 
-from data_pipeline.faces import face_pass
+from data_pipeline.faces import frontend
 
-face_pass.landmarker()
+frontend.landmarker()

@@ -76,8 +76,8 @@ _CHECK_PRELOAD = """
 import multiprocessing
 
 def loaded_at_start():
-    from data_pipeline.faces import face_pass
-    model = face_pass._MODELS.get("landmarks")
+    from data_pipeline.faces import frontend
+    model = frontend._MODELS.get("landmarks")
     return model is not None and model._model is not None
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_pipeline.faces import align, chunks
+from data_pipeline.faces import align, chunks, frontend
 from data_pipeline.media import decode
 from data_pipeline.synthetic import face_scenes
 from data_pipeline import preprocess
@@ -83,16 +83,16 @@ def test_tracking_matches_per_frame_detection(small_face_clip):
 
 
 def test_predict_gives_values_for_the_small_face_clip(small_face_clip):
-    """Predict's front-end (`affnet.predict.faces.FrontEnd`, with predict's default options) aligns a face,
+    """The front-end (`data_pipeline.faces.frontend.FrontEnd`, with predict's default options) aligns a face,
     the input of a prediction, in >= 95 % of the frames; the old default (per-frame HOG) in none."""
-    from affnet.predict import faces, predictor
+    from affnet.predict import predictor
 
     path, _ = small_face_clip
     defaults = predictor.PredictOptions()
     options = preprocess.PreprocessOptions(detector=defaults.detector, upsample=defaults.upsample,
                                            detect_every=defaults.detect_every)
     for front_options, least, most in ((options, 0.95, 1.0), (OLD, 0.0, 0.05)):
-        front = faces.FrontEnd(front_options)
+        front = frontend.FrontEnd(front_options)
         found = [any(face.success for face in front(frame)) for frame in decode.decode(path, 30)]
         assert len(found) == 90 and least <= np.mean(found) <= most
 

@@ -1,0 +1,80 @@
+"""The options of the face work and the records it writes (`PreprocessOptions`).
+
+A library module of its own: preprocessing, its Beam and dataset adapters,
+and predict (`affnet.predict`) build the same options, and none of them may
+import a command-line module.
+"""
+
+import dataclasses
+from typing import Optional
+
+from data_pipeline.faces import align, detect
+from data_pipeline.media import audio as audio_features  # `audio` is an option.
+
+IMAGE_FORMATS = ("jpeg", "png")
+AUDIO_MISSING = ("fail", "silence")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessOptions:
+    """Everything that changes the written records (`data_pipeline.preprocess`'s docstring).
+
+    fps: output frame rate, 0 keeps the source frames; segment_frames: 0 keeps
+    a track in one record; detector / upsample / score_threshold: see
+    `detect.FaceDetector`; detect_every: run the detector every k frames and
+    follow faces by their landmarks in between (`track.FaceFollower`; 1 =
+    detect on every frame); track: "largest" writes the largest face of each
+    frame, "iou" the person seen most, "all" every person (persons told apart
+    by dlib's face descriptor, `identity.py`); iou_threshold: unused since
+    persons are matched by descriptor (kept so old option files load);
+    audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
+    """
+
+    detector: str = detect.DEFAULT_DETECTOR
+    upsample: int = detect.AUTO_UPSAMPLE
+    score_threshold: Optional[float] = None
+    detect_every: int = 10
+    crop_size: int = 96
+    alignment: str = "similarity"
+    track: str = "largest"
+    iou_threshold: float = 0.3
+    gzip: bool = False
+    image_format: str = "jpeg"
+    jpeg_quality: int = 95
+    segment_frames: int = 0
+    fps: float = 30.0
+    audio: bool = False
+    audio_context: int = 16
+    audio_bins: int = 64
+    audio_scale: str = "mel"
+    audio_normalization: str = "fixed"
+    audio_missing: str = "fail"
+
+    def __post_init__(self):
+        if self.detector not in detect.DETECTORS:
+            raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
+        if int(self.upsample) != self.upsample or self.upsample < detect.AUTO_UPSAMPLE:
+            raise ValueError(f"upsample must be a non-negative integer or {detect.AUTO_UPSAMPLE} (auto), "
+                             f"got {self.upsample!r}")
+        if int(self.detect_every) != self.detect_every or self.detect_every < 1:
+            raise ValueError(f"detect_every must be a positive integer, got {self.detect_every!r}")
+        align.template(self.crop_size)  # Validates crop_size.
+        if self.alignment not in align.METHODS:
+            raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
+        if self.track not in detect.TRACK_MODES:
+            raise ValueError(f"track must be one of {detect.TRACK_MODES}, got {self.track!r}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}")
+        if int(self.segment_frames) != self.segment_frames or self.segment_frames < 0:
+            raise ValueError(f"segment_frames must be a non-negative integer, got {self.segment_frames!r}")
+        if self.fps < 0:
+            raise ValueError(f"fps must be positive, or 0 to keep the source rate, got {self.fps!r}")
+        if self.audio_missing not in AUDIO_MISSING:
+            raise ValueError(f"audio_missing must be one of {AUDIO_MISSING}, got {self.audio_missing!r}")
+        self.spectrogram_config()  # Validates the audio settings.
+
+    def spectrogram_config(self) -> audio_features.SpectrogramConfig:
+        return audio_features.SpectrogramConfig(context=self.audio_context, bins=self.audio_bins,
+                                                scale=self.audio_scale, normalization=self.audio_normalization)
