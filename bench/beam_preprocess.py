@@ -3,7 +3,7 @@
 Same inputs as bench/preprocess.py (640x360 videos at 25 fps, a real face
 pasted and moving, resampled to 30 fps). Runs the local tool
 (`preprocess.preprocess`, process pool) and the Beam pipeline
-(`beam_preprocess.beam_preprocess`, DirectRunner multi-processing) with 1 and
+(`beam_pipeline.beam_preprocess`, DirectRunner multi-processing) with 1 and
 2 workers each into fresh output folders, and prints JSON: wall-clock
 frames/s (everything: pool or Beam worker start-up, TF import, dlib model
 loading) and frames/s inside the per-video function.
@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import preprocess as preprocess_bench  # noqa: E402  bench/preprocess.py: the same test videos.
 
-from data_pipeline import beam_preprocess, preprocess  # noqa: E402
+from data_pipeline.jobs import beam_pipeline  # noqa: E402
+from data_pipeline.jobs import preprocess
 
 
 def timed_run(engine: str, inputs: str, workers: int, options) -> dict:
@@ -32,7 +33,7 @@ def timed_run(engine: str, inputs: str, workers: int, options) -> dict:
         if engine == "local":
             report = preprocess.preprocess(inputs, out, options, workers=workers, progress=None)
         else:
-            report = beam_preprocess.beam_preprocess(inputs, out, options, workers=workers, progress=None)
+            report = beam_pipeline.beam_preprocess(inputs, out, options, workers=workers, progress=None)
         seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(out)

@@ -79,7 +79,7 @@ def _todays_path(video: str, serve_fn, seq_len: int):
     import numpy as np
     import tensorflow as tf
 
-    from data_pipeline import preprocess
+    from data_pipeline.jobs import preprocess
     from data_pipeline.records import schema
     from data_pipeline.reader import transforms
 

@@ -2,6 +2,8 @@
 
 Sub-packages, each importing only those below it (tests/test_architecture.py):
   adapters/   dataset layouts -> records with official splits and labels
+  jobs/       output rules (finished, skip / refuse / overwrite), preprocessing's per-input
+              work, the Beam pipeline
   synthetic/  the embedded synthetic set and real-photo detection scenes
   reader/     the tf.data reader (the only part training imports)
   faces/      detection, landmarks, tracking, identities, alignment, the per-frame pass

@@ -26,7 +26,7 @@ import numpy as np
 
 from affnet.evaluation import smoothing
 from affnet.predict import outputs, resume, runtime, sources, windows
-from data_pipeline import preprocess
+from data_pipeline.jobs import rules as job_rules
 from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
 from data_pipeline.faces import chunks, frontend
@@ -35,6 +35,9 @@ from data_pipeline.faces.options import PreprocessOptions
 POSTPROCESS = ("auto", "none")
 CHUNK_FRAMES = 32
 QUEUE_CHUNKS = 2  # Chunks decoded ahead of the model: bounds memory and latency.
+# Options that change how an input is predicted, never what is written (the chunked front-end
+# writes the crops of one pass, byte for byte): a rerun may change them and still resume.
+HOW_NOT_WHAT = ("progress", "workers", "chunk_frames")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +255,7 @@ class Predictor:
             raise ValueError(f"output_format must be one of {outputs.OUTPUT_FORMATS}, got {output_format!r}")
         found = sources.expand(inputs)
         model = resume.model_fingerprint(self.info.directory)
-        made = {**{k: v for k, v in dataclasses.asdict(self.options).items() if k != "progress"},
+        made = {**{k: v for k, v in dataclasses.asdict(self.options).items() if k not in HOW_NOT_WHAT},
                 "seq_len": self.seq_len, "output_format": output_format, "plots": plots,
                 "annotated_video": annotated_video}
         bases = {source: os.path.join(output_dir, source.name) for source in found}
@@ -261,7 +264,7 @@ class Predictor:
         os.makedirs(output_dir, exist_ok=True)
         with atomic.OutputLock(output_dir, "predict"):
             summary_path = os.path.join(output_dir, "summary.json")
-            previous = preprocess.read_run_file(summary_path, "summary").get("inputs", [])
+            previous = job_rules.read_run_file(summary_path, "summary").get("inputs", [])
             start = time.perf_counter()
             entries = [self._run_one(source, bases[source], output_format, plots, annotated_video, model, made)
                        for source in found]
@@ -271,7 +274,7 @@ class Predictor:
                        "seq_len": self.seq_len, "options": dataclasses.asdict(self.options),
                        "median_windows": list(self.median_windows) if self.median_windows else None,
                        "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
-                       "inputs": preprocess.merge_entries(previous, entries, key="input"),
+                       "inputs": job_rules.merge_entries(previous, entries, key="input"),
                        "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
                                   "skipped": sum(e["status"] == "skipped" for e in entries),
                                   "failed": sum(e["status"] == "failed" for e in entries),

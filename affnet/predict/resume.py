@@ -7,7 +7,7 @@ outputs, and the input's summary entry. A rerun skips an input whose record
 matches and whose listed files are all there, redoes one without a record (a
 kill left it partial: nothing of it looks finished), and refuses a record made
 with another model or other options unless `overwrite`, as preprocessing does
-with its side reports (`data_pipeline.preprocess.refuse_changed_outputs`).
+with its side reports (`data_pipeline.job_rules.refuse_changed_outputs`).
 """
 
 import contextlib
@@ -17,7 +17,7 @@ import os
 from typing import Any, Dict, Optional, Sequence
 
 from data_pipeline.base import atomic
-from data_pipeline import preprocess
+from data_pipeline.jobs import rules as job_rules
 
 DONE_SUFFIX = ".done.json"
 OUTPUT_KEYS = ("table", "plot", "histogram", "annotated_video")  # Entry keys naming an input's files.
@@ -52,7 +52,7 @@ def _read(base: str) -> Dict[str, Any]:
 
 
 def _changes(record: Dict[str, Any], model: str, made: Dict[str, Any]) -> Dict[str, Any]:
-    changes = preprocess.option_changes(record.get("options"), made)
+    changes = job_rules.option_changes(record.get("options"), made)
     if record.get("model_sha256") not in (None, model):
         changes["model"] = (record["model_sha256"][:12], model[:12])
     return changes
@@ -76,7 +76,7 @@ def refuse_changed(bases: Sequence[str], output_dir: str, model: str, made: Dict
     if clashes:
         base, changes = clashes[0]
         raise ValueError(f"{output_dir}: {len(clashes)} input(s) were predicted with another model or other "
-                         f"options ({preprocess.describe_changes(changes)}; e.g. {done_path(base)}); rerun with "
+                         f"options ({job_rules.describe_changes(changes)}; e.g. {done_path(base)}); rerun with "
                          f"the same ones, use a new --output, or pass --overwrite to redo them")
 
 

@@ -8,7 +8,7 @@
 Datasets: affwild2 (ABAW layout), affwild, afewva, recola, omg. Each writes
 DIR/<split>/<video_id>.tfrecord and DIR/manifest.json (`common.write_items`).
 `--engine beam` runs the per-video work as an Apache Beam pipeline
-(`data_pipeline.beam_preprocess.run_tasks`; DirectRunner with --workers
+(`data_pipeline.jobs.beam_pipeline.run_tasks`; DirectRunner with --workers
 processes unless --runner says otherwise); any other flag is then Beam's.
 """
 
@@ -20,7 +20,9 @@ from typing import List, Optional
 
 from data_pipeline.faces import align, detect
 from data_pipeline.base import cli
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
+from data_pipeline.jobs import rules as job_rules
+from data_pipeline.faces import options as preprocess_options
 from data_pipeline.adapters import common
 from data_pipeline.adapters.affwild import AffWildAdapter
 from data_pipeline.adapters.affwild2 import AffWild2Adapter
@@ -56,7 +58,7 @@ def _add_common(parser: cli.ArgumentParser) -> None:
     parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track)
     parser.add_argument("--segment_frames", type=int, default=defaults.segment_frames)
     parser.add_argument("--fps", type=float, default=defaults.fps, help="raw-video resampling, 0 keeps the source")
-    parser.add_argument("--image_format", choices=preprocess.IMAGE_FORMATS, default=defaults.image_format)
+    parser.add_argument("--image_format", choices=preprocess_options.IMAGE_FORMATS, default=defaults.image_format)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--max_label_gap", type=int, default=common.DEFAULT_MAX_LABEL_GAP,
                         help="most frames a label file may differ from its video by (more fails that video)")
@@ -85,20 +87,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     fields = {f.name for f in dataclasses.fields(preprocess.PreprocessOptions)}
     options = preprocess.PreprocessOptions(**{k: v for k, v in vars(args).items() if k in fields})
     adapter = ADAPTERS[args.dataset].from_args(args)
-    run_tasks = preprocess.run_tasks
+    run_tasks = job_rules.run_tasks
     if args.engine == "beam":
         # Lazy: apache-beam is an optional dependency (the `beam` extra).
-        from data_pipeline import beam_preprocess
+        from data_pipeline.jobs import beam_pipeline
 
-        beam_preprocess.pipeline_options(pipeline_args, args.workers)  # Unknown flags: usage error.
-        run_tasks = functools.partial(beam_preprocess.run_tasks, pipeline_args=pipeline_args)
+        beam_pipeline.pipeline_options(pipeline_args, args.workers)  # Unknown flags: usage error.
+        run_tasks = functools.partial(beam_pipeline.run_tasks, pipeline_args=pipeline_args)
     # User mistakes raise ValueError / FileNotFoundError: `cli.run` prints one line and exits 2.
     manifest = adapter.write(args.root, args.output, options, args.workers, args.landmarks,
                              [s for s in args.splits.split(",") if s], max_label_gap=args.max_label_gap,
                              overwrite=args.overwrite, run_tasks=run_tasks, show_progress=not args.noprogress)
     sys.stderr.write(json.dumps(manifest["totals"]) + "\n")
-    done = [e for e in manifest["videos"] if e["status"] in preprocess.DONE
-            or e.get("previous_status") in preprocess.DONE]
+    done = [e for e in manifest["videos"] if e["status"] in job_rules.DONE
+            or e.get("previous_status") in job_rules.DONE]
     return 0 if done else 1
 
 

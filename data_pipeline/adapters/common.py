@@ -45,7 +45,9 @@ from data_pipeline.faces import align, detect
 from data_pipeline.records import annotations, schema, splits
 from data_pipeline.base import atomic
 from data_pipeline.media import decode
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
+from data_pipeline.jobs import rules as job_rules
+from data_pipeline.faces import face_pass
 from data_pipeline.base import progress as progress_bar  # `progress` is write_items's line stream.
 
 LANDMARK_MODES = ("auto", "dlib", "none")
@@ -282,7 +284,7 @@ def _frame_records(item: VideoItem, options: preprocess.PreprocessOptions, landm
             dropped["landmarks_failed"] = dropped.get("landmarks_failed", 0) + 1
             continue
         crop, crop_points, matrix = result
-        rows.append((preprocess.encode_crop(crop, options), crop_points, matrix, item.frame_index[k]))
+        rows.append((face_pass.encode_crop(crop, options), crop_points, matrix, item.frame_index[k]))
     records = []
     if rows:
         index = np.array([r[3] for r in rows], np.int64)
@@ -378,15 +380,9 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     target = output_path(item, output_dir, options)
     entry = {**_entry(item), "output": os.path.relpath(target, output_dir)}
     made = _made_with(options, landmarks)
-    previous = preprocess.finished_output(target)
-    if previous is not None:
-        changes = preprocess.option_changes(previous.get("options"), made)
-        if not changes:
-            return {**previous, **entry, "status": "skipped", "previous_status": previous.get("status", "ok")}
-        if not overwrite:
-            return {**previous, **entry, "status": "failed", "previous_status": previous.get("status", "ok"),
-                    "error": f"{target}: made with other options ({preprocess.describe_changes(changes)}); "
-                             f"kept, pass --overwrite to redo it"}
+    reused = job_rules.reuse_finished(target, made, overwrite, entry)
+    if reused is not None:
+        return reused
     if item.error:
         return {**entry, "status": "failed", "error": item.error, "frames_written": 0}
     try:
@@ -406,7 +402,7 @@ def write_item(item: VideoItem, output_dir: str, options: preprocess.PreprocessO
     if truncations and report["frames_written"]:
         entry["status"] = "truncated"
         entry["truncation"] = truncations[0].report()
-    preprocess.write_output(target, records, entry, options.image_format)
+    job_rules.write_output(target, records, entry, options.image_format)
     return entry
 
 
@@ -418,7 +414,7 @@ def check_rerun(items, output_dir: str, options: preprocess.PreprocessOptions, l
                 previous: Dict[str, Any]) -> None:
     """Refuse (ValueError) a run whose options differ from those that made existing outputs."""
     fallback = {**previous["options"], "landmarks": previous.get("landmarks")} if previous.get("options") else None
-    preprocess.refuse_changed_outputs([output_path(item, output_dir, options) for item in items], output_dir,
+    job_rules.refuse_changed_outputs([output_path(item, output_dir, options) for item in items], output_dir,
                                       _made_with(options, landmarks), fallback)
 
 
@@ -426,13 +422,13 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
                 options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                 workers: int = 1, landmarks: str = "auto", dataset: str = "",
                 progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
-                overwrite: bool = False, run_tasks=preprocess.run_tasks,
+                overwrite: bool = False, run_tasks=job_rules.run_tasks,
                 show_progress: bool = True) -> Dict[str, Any]:
     """Check subject independence and earlier options, write every item, and write DIR/manifest.json
     (merged per video: a run on some splits keeps the other videos' entries).
 
-    `run_tasks`: `preprocess.run_tasks` (a process pool) or a function of the
-    same signature, e.g. `beam_preprocess.run_tasks` bound to pipeline options.
+    `run_tasks`: `job_rules.run_tasks` (a process pool) or a function of the
+    same signature, e.g. `beam_pipeline.run_tasks` bound to pipeline options.
     show_progress: a bar over frames (`progress.FrameProgress`) on a terminal.
     """
     if max_label_gap < 0:
@@ -445,7 +441,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")
     subjects = splits.check_subject_independent(items)
-    previous = preprocess.read_run_file(os.path.join(output_dir, splits.MANIFEST), "manifest")
+    previous = job_rules.read_run_file(os.path.join(output_dir, splits.MANIFEST), "manifest")
     if not overwrite:
         check_rerun(items, output_dir, options, landmarks, previous)
     os.makedirs(output_dir, exist_ok=True)
@@ -467,8 +463,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
         run_tasks(_write_task, tasks, workers, "data_pipeline.adapters.common", show)
     order = {(item.split, item.video_id): i for i, item in enumerate(items)}
     entries.sort(key=lambda e: order[(e["split"], e["video_id"])])
-    totals = {status: sum(e["status"] == status for e in entries)
-              for status in ("ok", "truncated", "skipped", "empty", "failed")}
+    totals = job_rules.status_totals(entries)
     totals.update({"videos": len(entries), "frames_written": sum(e.get("frames_written", 0) for e in entries),
                    "seconds": round(time.perf_counter() - start, 3), "workers": workers})
     written = {(e["split"], e["video_id"]) for e in entries}
@@ -495,7 +490,7 @@ class Adapter:
               options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
               workers: int = 1, landmarks: str = "auto", only_splits: Optional[Sequence[str]] = None,
               progress=sys.stderr, max_label_gap: int = DEFAULT_MAX_LABEL_GAP,
-              overwrite: bool = False, run_tasks=preprocess.run_tasks, show_progress: bool = True) -> Dict[str, Any]:
+              overwrite: bool = False, run_tasks=job_rules.run_tasks, show_progress: bool = True) -> Dict[str, Any]:
         """discover -> (optionally keep `only_splits`) -> `write_items`; returns the manifest."""
         items = self.discover(root)
         if only_splits:

@@ -14,7 +14,8 @@ import tensorflow as tf
 from apache_beam.io import filesystem
 from real_videos import moving_face_frames
 
-from data_pipeline import beam_preprocess, preprocess
+from data_pipeline import beam_preprocess
+from data_pipeline import preprocess as preprocess_cli
 from data_pipeline.media import decode
 from data_pipeline.records import schema
 
@@ -41,7 +42,7 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_run(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
-    assert preprocess.main(["--input", str(inputs), "--output", str(out), "--workers", "1"]) == 0
+    assert preprocess_cli.main(["--input", str(inputs), "--output", str(out), "--workers", "1"]) == 0
     return out
 
 
@@ -136,7 +137,7 @@ def test_rerun_after_a_kill_between_shard_and_side_report_redoes_the_input(input
     if tool == "beam":
         assert beam_preprocess.main(args + IN_MEMORY) == 0
     else:
-        assert preprocess.main(args + ["--workers", "1"]) == 0
+        assert preprocess_cli.main(args + ["--workers", "1"]) == 0
     assert _files(out) == ["a.mp4.report.json", "a.mp4.tfrecord", "report.json"]
     (entry,) = json.loads((out / "report.json").read_text())["inputs"]
     assert entry["status"] == "ok"  # Redone: a shard without its side report is not finished.

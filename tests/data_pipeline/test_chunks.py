@@ -10,7 +10,7 @@ import pytest
 from data_pipeline.faces import chunks, identity
 from data_pipeline.media import decode
 from data_pipeline.synthetic import face_scenes
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
 
 
 @pytest.fixture(scope="module")

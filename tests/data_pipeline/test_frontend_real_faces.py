@@ -18,7 +18,7 @@ import pytest
 from data_pipeline.faces import align, chunks, frontend
 from data_pipeline.media import decode
 from data_pipeline.synthetic import face_scenes
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
 from data_pipeline.records import schema
 
 OLD = preprocess.PreprocessOptions(detector="hog", upsample=0, detect_every=1)

@@ -13,7 +13,8 @@ from real_videos import moving_face_frames, real_face
 
 from data_pipeline.faces import align
 from data_pipeline.media import decode
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
+from data_pipeline import preprocess as preprocess_cli
 from data_pipeline.records import schema
 
 
@@ -33,7 +34,7 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_worker_run(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("out1")
-    code = preprocess.main(["--input", str(inputs), "--output", str(out), "--workers", "1"])
+    code = preprocess_cli.main(["--input", str(inputs), "--output", str(out), "--workers", "1"])
     return out, code
 
 
@@ -74,7 +75,7 @@ def test_folder_end_to_end(inputs, one_worker_run):
 
 def test_resume_skips_finished_and_redoes_partial(inputs, tmp_path):
     out = tmp_path / "out"
-    assert preprocess.main(["--input", str(inputs), "--output", str(out), "--workers", "1"]) == 0
+    assert preprocess_cli.main(["--input", str(inputs), "--output", str(out), "--workers", "1"]) == 0
     talk = out / "sub" / "talk.mp4.tfrecord"
     still = out / "still.png.tfrecord"
     old = {p: os.stat(p).st_mtime_ns for p in (talk, still)}
@@ -96,7 +97,7 @@ def test_resume_skips_finished_and_redoes_partial(inputs, tmp_path):
 def test_parallel_workers_match_one_worker(inputs, one_worker_run, tmp_path):
     out1, _ = one_worker_run
     out2 = tmp_path / "out2"
-    assert preprocess.main(["--input", str(inputs), "--output", str(out2), "--workers", "2"]) == 0
+    assert preprocess_cli.main(["--input", str(inputs), "--output", str(out2), "--workers", "2"]) == 0
     for name in ("sub/talk.mp4.tfrecord", "still.png.tfrecord"):
         assert (out2 / name).read_bytes() == (out1 / name).read_bytes()
 
@@ -139,7 +140,7 @@ def test_two_people_track_all_and_gzip(tmp_path):
     root.mkdir()
     decode.write_video(str(root / "pair.mp4"), moving_face_frames(count=6, size=(240, 480), faces=2), fps=30)
     out = tmp_path / "out"
-    assert preprocess.main(["--input", str(root), "--output", str(out), "--workers", "1",
+    assert preprocess_cli.main(["--input", str(root), "--output", str(out), "--workers", "1",
                             "--track", "all", "--gzip", "--image_format", "png", "--crop_size", "64"]) == 0
     records = schema.read_videos(str(out / "pair.mp4.tfrecord.gz"), compression="GZIP")
     ids = sorted(c[schema.VIDEO_ID].numpy() for c, _ in records)
@@ -158,11 +159,11 @@ def test_exit_codes_and_faceless_input(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.avi").write_text("nope")
-    assert preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o1"), "--workers", "1"]) == 1
+    assert preprocess_cli.main(["--input", str(bad), "--output", str(tmp_path / "o1"), "--workers", "1"]) == 1
     blank = tmp_path / "blank"
     blank.mkdir()
     decode.write_video(str(blank / "wall.mp4"), [np.full((64, 64, 3), 128, np.uint8)] * 3, fps=30)
-    assert preprocess.main(["--input", str(blank), "--output", str(tmp_path / "o2"), "--workers", "1"]) == 1
+    assert preprocess_cli.main(["--input", str(blank), "--output", str(tmp_path / "o2"), "--workers", "1"]) == 1
     entry, = json.loads((tmp_path / "o2" / "report.json").read_text())["inputs"]
     assert entry["status"] == "empty" and entry["dropped"] == {"no_face": 3}
     assert str(blank / "wall.mp4") in entry["error"]
@@ -170,11 +171,11 @@ def test_exit_codes_and_faceless_input(tmp_path):
     assert list(tf.data.TFRecordDataset(str(tmp_path / "o2" / "wall.mp4.tfrecord"))) == []
     # User mistakes raise; the entry point (`cli.run`) prints them in one line with exit 2.
     with pytest.raises(ValueError, match="crop_size"):
-        preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o3"), "--crop_size", "4"])
+        preprocess_cli.main(["--input", str(bad), "--output", str(tmp_path / "o3"), "--crop_size", "4"])
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        preprocess.main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o4")])
+        preprocess_cli.main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o4")])
     with pytest.raises(SystemExit) as exit_info:
-        preprocess.main(["--input", str(bad), "--output", str(tmp_path / "o5"), "--detector", "ssh"])
+        preprocess_cli.main(["--input", str(bad), "--output", str(tmp_path / "o5"), "--detector", "ssh"])
     assert exit_info.value.code == 2
 
 
@@ -204,7 +205,7 @@ def test_audio_spectrogram_follows_the_kept_frames(tmp_path):
     decode.write_video(str(root / "mute.mp4"), frames[:3], fps=fps)
     cv2.imwrite(str(root / "still.png"), cv2.cvtColor(real_face(), cv2.COLOR_RGB2BGR))
     out = tmp_path / "out"
-    assert preprocess.main(["--input", str(root), "--output", str(out), "--workers", "1", "--audio"]) == 0
+    assert preprocess_cli.main(["--input", str(root), "--output", str(out), "--workers", "1", "--audio"]) == 0
 
     report = json.loads((out / "report.json").read_text())
     by_name = {os.path.basename(e["input"]): e for e in report["inputs"]}

@@ -6,7 +6,8 @@ import sys
 from real_videos import moving_face_frames
 
 from data_pipeline.media import decode
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
+from data_pipeline import preprocess as preprocess_cli
 from data_pipeline.base import progress
 
 
@@ -60,7 +61,7 @@ def test_preprocess_cli_bar_on_a_terminal_and_none_with_noprogress(tmp_path, mon
         terminal = _Terminal()
         monkeypatch.setattr(sys, "stderr", terminal)
         out = tmp_path / ("quiet" if flags else "bar")
-        assert preprocess.main(["--input", str(tmp_path / "in"), "--output", str(out), "--workers", "1",
+        assert preprocess_cli.main(["--input", str(tmp_path / "in"), "--output", str(out), "--workers", "1",
                                 *flags]) == 0
         shown[bool(flags)] = terminal.getvalue()
     decoded = preprocess.read_report(str(tmp_path / "bar"))["totals"]["frames_decoded"]

@@ -14,7 +14,7 @@ import real_videos
 from affnet.predict import outputs, sources, windows
 from data_pipeline.faces import chunks, frontend
 from data_pipeline.media import decode
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -3,7 +3,7 @@
 import pytest
 from skimage import data as skimage_data
 
-from data_pipeline import preprocess
+from data_pipeline.jobs import preprocess
 
 
 @pytest.fixture(scope="session")
