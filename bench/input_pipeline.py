@@ -3,8 +3,12 @@
 Generates a small synthetic set (data_pipeline.synthetic) in a temporary
 directory, then measures in one run:
   * reader frames/s per CPU core: `make_dataset(..., "train")` at 4 x 80
-    (the [AW2] batch), decoding and normalising, with the tf.data private
-    thread pool limited to 1 thread, so the number is per core;
+    (the [AW2] batch) as the trainer reads it (uint8 crops, normalised on the
+    accelerator; reads not deterministic), with the tf.data private thread
+    pool limited to 1 thread, and as frames per CPU-second of the process
+    (`frames_per_cpu_s`: per core, undistorted by other jobs on the machine);
+    beside it the same reader normalising to float32 on the host, in a
+    deterministic order (`reader_float32_` keys);
   * the frames/s one full-size `affwildnet_vggface` training step consumes
     (Adam + `affnet.objectives.losses.ccc_loss`, the same 4 x 80 batch, after a warm-up).
 The ratio reader/step should be >= 10 so input never limits training.
@@ -25,21 +29,23 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def reader_rate(data, batches, batch, seq_len, threads):
+def reader_rate(data, batches, batch, seq_len, threads, uint8=True):
     import tensorflow as tf
 
     from data_pipeline import input as reader
 
-    dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
+    dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0, uint8_images=uint8,
+                                  deterministic=not uint8)
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
     iterator = iter(dataset.with_options(options))
     next(iterator)  # Fill the shuffle buffer and warm up before timing.
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         features, _ = next(iterator)
     features["images"].numpy()
-    return batches * batch * seq_len / (time.perf_counter() - start)
+    frames = batches * batch * seq_len
+    return frames / (time.perf_counter() - start), frames / (time.process_time() - cpu)
 
 
 def model_rate(steps, batch, seq_len):
@@ -92,9 +98,13 @@ def main():
         synthetic.generate(data, config, seed=0)
         result["synthetic_frames"] = 6 * 2 * 160
         result["generation_ms_per_frame"] = round(1000 * (time.perf_counter() - start) / (6 * 2 * 160), 2)
-        result["reader_frames_per_s_1_thread"] = round(reader_rate(data, args.batches, args.batch, args.seq_len, 1), 1)
-        all_threads = reader_rate(data, args.batches, args.batch, args.seq_len, os.cpu_count() or 1)
-        result["reader_frames_per_s_all_threads"] = round(all_threads, 1)
+        # Wall-clock rates, and frames per CPU-second of this process (all its threads):
+        # the per-core figure that other jobs sharing the machine do not distort.
+        for key, uint8 in (("reader", True), ("reader_float32", False)):
+            for threads, suffix in ((1, "1_thread"), (os.cpu_count() or 1, "all_threads")):
+                wall, cpu = reader_rate(data, args.batches, args.batch, args.seq_len, threads, uint8)
+                result[f"{key}_frames_per_s_{suffix}"] = round(wall, 1)
+                result[f"{key}_frames_per_cpu_s_{suffix}"] = round(cpu, 1)
     if not args.skip_model:
         try:
             result["model_step_frames_per_s"] = round(model_rate(args.steps, args.batch, args.seq_len), 2)

@@ -183,6 +183,8 @@ class DataConfig(_Group):
                                         "stopping at the first one.")
     utterance_level: str = setting("auto", "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.",
                                    choices=UTTERANCE_LEVELS)
+    deterministic_input: bool = setting(False, "Training reads in a fixed order for a seed (slower); default: "
+                                        "parallel reads deliver in completion order. Evaluation is always ordered.")
 
     @property
     def eval_batch(self) -> int:
@@ -308,6 +310,8 @@ GROUPS = {"model": ModelConfig, "data": DataConfig, "optimisation": Optimisation
 # a run stopped by a corrupt shard resumes with --skip_corrupt_shards.
 RESUMABLE = ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints", "workdir",
              "skip_corrupt_shards")
+# The order training windows arrive in is not part of a run's state either.
+RESUMABLE += ("deterministic_input",)
 
 
 @dataclasses.dataclass(frozen=True)
