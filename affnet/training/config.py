@@ -214,6 +214,8 @@ class OptimisationConfig(_Group):
                             "of i.", choices=STRATEGIES)
     train_steps: int = setting(10000, "Total training steps.", minimum=1)
     seed: int = setting(0, "Initialisation and data-order seed.")
+    adam_epsilon: float = setting(1e-8, "Adam's epsilon: 1e-8 as the authors' TF1 tf.train.AdamOptimizer "
+                                  "(Keras' default is 1e-7).")
 
     def __post_init__(self):
         super().__post_init__()
@@ -221,6 +223,8 @@ class OptimisationConfig(_Group):
             raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 < self.lr_decay_rate <= 1:
             raise ValueError(f"--lr_decay_rate must be in (0, 1], got {self.lr_decay_rate!r}")
+        if not self.adam_epsilon > 0:
+            raise ValueError(f"--adam_epsilon must be > 0, got {self.adam_epsilon!r}")
 
     @property
     def sequence_loss(self) -> bool:

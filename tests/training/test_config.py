@@ -32,7 +32,7 @@ TODAYS_FLAGS = {
 def test_every_setting_is_declared_once_with_help_in_a_group():
     flags = [s.flag for s in config_lib.SETTINGS]
     assert len(flags) == len(set(flags))
-    assert set(flags) == TODAYS_FLAGS | {"skip_corrupt_shards", "deterministic_input"}
+    assert set(flags) == TODAYS_FLAGS | {"skip_corrupt_shards", "deterministic_input", "adam_epsilon"}
     assert all(s.help and s.group in config_lib.GROUPS for s in config_lib.SETTINGS)
     by_flag = {s.flag: s for s in config_lib.SETTINGS}
     assert (by_flag["model"].group, by_flag["model"].field) == ("model", "name")
@@ -110,7 +110,7 @@ def test_old_flat_flags_json_loads_with_the_same_meaning(tmp_path):
     assert loaded.data.utterance_level == "auto" and not loaded.utterance_eval  # null was "auto"
     assert loaded.optimisation.learning_rate == 3e-3 and loaded.runtime.workdir == str(tmp_path)
     for flag, value in loaded.flat().items():
-        if flag not in ("utterance_level", "skip_corrupt_shards", "deterministic_input"):
+        if flag not in ("utterance_level", "skip_corrupt_shards", "deterministic_input", "adam_epsilon"):
             expected = flat[flag]
             assert (dict(value) if isinstance(expected, dict) else list(value) if isinstance(expected, list)
                     else value) == expected, flag
