@@ -17,9 +17,11 @@ Pipeline order (fixed):
   9. batch (drop_remainder when training) -> prefetch
 
 Memory of a training pipeline, roughly: `TRAIN_CYCLE_LENGTH` parsed videos
-(encoded, ~5-8 KB a 96x96 JPEG frame: 16 x 3,000 frames ~ 0.4 GB for
-Aff-Wild2's mean video length) plus `shuffle_buffer` encoded windows
-(512 x 80 frames ~ 0.3 GB), plus the prefetched decoded batches.
+and up to as many opened ahead by the parallel interleave (encoded, ~5-8 KB
+a 96x96 JPEG frame: 16 x 3,000 frames ~ 0.4 GB at Aff-Wild2's mean video
+length, twice that at most) plus `shuffle_buffer` encoded windows (512 x 80
+frames ~ 0.3 GB), plus the prefetched decoded batches (uint8: 8.8 MB each at
+4 x 80 x 96 x 96).
 
 Elements are `(features, labels)`:
   features {"images": (B, T, S, S, 3) f32 in [-1, 1] (uint8 with
