@@ -1,7 +1,8 @@
 """The training step against the authors' TF1 one ([code] OMG_Challenge): a tiny
 AffWildNet trained a few steps by `loop.Trainer` and by a tf.compat.v1 graph of
 the same loss (concordance over the batch's frames) and optimizer
-(`tf.train.AdamOptimizer` defaults), from the same weights on the same batches."""
+(`tf.train.AdamOptimizer` defaults), from the same weights on the same batches
+(uint8 for the trainer, as its reader gives them)."""
 
 import os
 import sys
@@ -22,8 +23,9 @@ TINY = dict(landmarks=False, dropout=0.0, input_size=SIZE, width=0.125, fc_units
 
 
 def _batches():
+    """(uint8 pixels, labels) per step."""
     rng = np.random.default_rng(0)
-    return [(rng.uniform(-1, 1, (BATCH, SEQ_LEN, SIZE, SIZE, 3)).astype(np.float32),
+    return [(rng.integers(0, 256, (BATCH, SEQ_LEN, SIZE, SIZE, 3), dtype=np.uint8),
              rng.uniform(-1, 1, (BATCH, SEQ_LEN, 2)).astype(np.float32)) for _ in range(STEPS)]
 
 
@@ -37,8 +39,11 @@ def test_adam_epsilon_is_the_authors_and_reaches_the_optimizer(tmp_path):
 
 def test_training_steps_equal_the_authors_tf1_graph(tmp_path):
     batches = _batches()
+    # The TF1 graph is fed (p - 127.5) / 127.5; the trainer gets the uint8 pixels, as
+    # from the training reader, and normalises them inside its step.
+    normalised = [((x.astype(np.float32) - 127.5) / 127.5, y) for x, y in batches]
     expected_losses, initial, trained = ref.train_and_save(
-        ref.affwildnet_vggface_gru, batches, tmp_path / "tf1" / "model.ckpt", RATE,
+        ref.affwildnet_vggface_gru, normalised, tmp_path / "tf1" / "model.ckpt", RATE,
         fc_units=TINY["fc_units"], width=TINY["width"], units=TINY["rnn_units"])
 
     images = np.concatenate([x for x, _ in batches])
