@@ -6,11 +6,14 @@ import setuptools
 
 _HERE = pathlib.Path(__file__).parent
 
-# Lower bounds are the versions this project is tested with; TF 2.16 is the
-# first release whose default Keras is Keras 3.
+# TensorFlow, Keras and TensorBoard are pinned to the release series the test
+# suite runs on (`~=X.Y.Z`: patch releases only). The code relies on behaviour
+# of these exact series (README "Environment facts"); a new minor release is
+# adopted by re-running `make test` and moving the pins together.
+_TENSORFLOW = "2.21.0"
 _REQUIRES = [
-    "keras>=3.15",
-    "tensorboard>=2.16",
+    "keras~=3.15.1",
+    f"tensorboard~={_TENSORFLOW}",
     "absl-py>=2.0",
     "numpy>=1.26",
     "scikit-learn>=1.3",
@@ -56,8 +59,11 @@ setuptools.setup(
     extras_require={
         # The CPU wheel is the default because most users of the reference
         # code evaluate on CPU; `pip install affnet[cuda]` pulls the CUDA build.
-        "cpu": ["tensorflow-cpu>=2.16"],
-        "cuda": ["tensorflow[and-cuda]>=2.16"],
+        # Choose one: both install the `tensorflow` module over each other, pip
+        # cannot declare two extras exclusive, so `import affnet` refuses an
+        # environment holding both (`affnet.check_one_tensorflow`).
+        "cpu": [f"tensorflow-cpu~={_TENSORFLOW}"],
+        "cuda": [f"tensorflow[and-cuda]~={_TENSORFLOW}"],
         # Preprocessing beyond one machine (`data_pipeline.beam_preprocess`).
         # apache-beam 2.77 pins protobuf<7, pillow<13, python-dateutil<3: pip
         # resolves protobuf 6.33, inside TF 2.21's range (>=6.31.1, <8).

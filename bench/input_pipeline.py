@@ -3,19 +3,28 @@
 Generates a small synthetic set (data_pipeline.synthetic) in a temporary
 directory, then measures in one run:
   * reader frames/s per CPU core: `make_dataset(..., "train")` at 4 x 80
-    (the [AW2] batch), decoding and normalising, with the tf.data private
-    thread pool limited to 1 thread, so the number is per core;
+    (the [AW2] batch) as the trainer reads it (uint8 crops, normalised on the
+    accelerator; reads not deterministic), with the tf.data private thread
+    pool limited to 1 thread, and as frames per CPU-second of the process
+    (`frames_per_cpu_s`: per core, undistorted by other jobs on the machine);
+    beside it the same reader normalising to float32 on the host, in a
+    deterministic order (`reader_float32_` keys);
   * the frames/s one full-size `affwildnet_vggface` training step consumes
     (Adam + `affnet.objectives.losses.ccc_loss`, the same 4 x 80 batch, after a warm-up).
 The ratio reader/step should be >= 10 so input never limits training.
-Prints one JSON object.
+With `--baseline DIR` (another commit's files, e.g. `git archive <commit> |
+tar -x -C DIR`), that tree's reader (its `make_dataset` defaults, seed 0)
+and this one (as the trainer reads) are measured alternately, `--repeats`
+times each, in separate processes on the same synthetic set: a before/after
+comparison in one run. Prints one JSON object.
 
-  python bench/input_pipeline.py [--batches 30] [--steps 1] [--skip_model]
+  python bench/input_pipeline.py [--batches 30] [--steps 1] [--skip_model] [--baseline DIR --repeats 3]
 """
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,21 +34,26 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def reader_rate(data, batches, batch, seq_len, threads):
+def reader_rate(data, batches, batch, seq_len, threads, uint8=True, baseline=False):
     import tensorflow as tf
 
     from data_pipeline.reader import input as reader
 
-    dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
+    if baseline:  # Another tree's reader, with its own defaults.
+        dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
+    else:
+        dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0, uint8_images=uint8,
+                                      deterministic=not uint8)
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
     iterator = iter(dataset.with_options(options))
     next(iterator)  # Fill the shuffle buffer and warm up before timing.
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         features, _ = next(iterator)
     features["images"].numpy()
-    return batches * batch * seq_len / (time.perf_counter() - start)
+    frames = batches * batch * seq_len
+    return frames / (time.perf_counter() - start), frames / (time.process_time() - cpu)
 
 
 def model_rate(steps, batch, seq_len):
@@ -81,7 +95,18 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq_len", type=int, default=80)
     parser.add_argument("--skip_model", action="store_true")
+    parser.add_argument("--baseline", help="root of another checkout whose reader to compare, alternately")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("CODE_ROOT", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        code, data = args.child
+        sys.path.insert(0, code)
+        for name in [n for n in sys.modules if n == "data_pipeline" or n.startswith("data_pipeline.")]:
+            del sys.modules[name]
+        wall, cpu = reader_rate(data, args.batches, args.batch, args.seq_len, 1, baseline=code != ROOT)
+        print("RESULT " + json.dumps({"frames_per_s_1_thread": round(wall, 1), "frames_per_cpu_s_1_thread": round(cpu, 1)}))
+        return
 
     from data_pipeline.synthetic import dataset as synthetic
 
@@ -92,9 +117,23 @@ def main():
         synthetic.generate(data, config, seed=0)
         result["synthetic_frames"] = 6 * 2 * 160
         result["generation_ms_per_frame"] = round(1000 * (time.perf_counter() - start) / (6 * 2 * 160), 2)
-        result["reader_frames_per_s_1_thread"] = round(reader_rate(data, args.batches, args.batch, args.seq_len, 1), 1)
-        all_threads = reader_rate(data, args.batches, args.batch, args.seq_len, os.cpu_count() or 1)
-        result["reader_frames_per_s_all_threads"] = round(all_threads, 1)
+        # Wall-clock rates, and frames per CPU-second of this process (all its threads):
+        # the per-core figure that other jobs sharing the machine do not distort.
+        for key, uint8 in (("reader", True), ("reader_float32", False)):
+            for threads, suffix in ((1, "1_thread"), (os.cpu_count() or 1, "all_threads")):
+                wall, cpu = reader_rate(data, args.batches, args.batch, args.seq_len, threads, uint8)
+                result[f"{key}_frames_per_s_{suffix}"] = round(wall, 1)
+                result[f"{key}_frames_per_cpu_s_{suffix}"] = round(cpu, 1)
+        if args.baseline:
+            result["baseline"] = os.path.abspath(args.baseline)
+            for i in range(args.repeats):
+                for name, code in (("before", os.path.abspath(args.baseline)), ("after", ROOT)):
+                    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", code, data,
+                                           f"--batches={args.batches}", f"--batch={args.batch}",
+                                           f"--seq_len={args.seq_len}"], capture_output=True, text=True)
+                    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+                    value = json.loads(lines[-1][7:]) if lines else {"error": done.stderr[-500:]}
+                    result.setdefault(f"{name}_runs", []).append(value)
     if not args.skip_model:
         try:
             result["model_step_frames_per_s"] = round(model_rate(args.steps, args.batch, args.seq_len), 2)

@@ -182,6 +182,8 @@ class DataConfig(_Group):
                                         "stopping at the first one.")
     utterance_level: str = setting("auto", "Evaluate per utterance ([MC]); auto = with the sequence CCC losses.",
                                    choices=UTTERANCE_LEVELS)
+    deterministic_input: bool = setting(False, "Training reads in a fixed order for a seed (slower); default: "
+                                        "parallel reads deliver in completion order. Evaluation is always ordered.")
 
     @property
     def eval_batch(self) -> int:
@@ -211,6 +213,8 @@ class OptimisationConfig(_Group):
                             "of i.", choices=STRATEGIES)
     train_steps: int = setting(10000, "Total training steps.", minimum=1)
     seed: int = setting(0, "Initialisation and data-order seed.")
+    adam_epsilon: float = setting(1e-8, "Adam's epsilon: 1e-8 as the authors' TF1 tf.train.AdamOptimizer "
+                                  "(Keras' default is 1e-7).")
 
     def __post_init__(self):
         super().__post_init__()
@@ -218,6 +222,8 @@ class OptimisationConfig(_Group):
             raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate!r}")
         if not 0 < self.lr_decay_rate <= 1:
             raise ValueError(f"--lr_decay_rate must be in (0, 1], got {self.lr_decay_rate!r}")
+        if not self.adam_epsilon > 0:
+            raise ValueError(f"--adam_epsilon must be > 0, got {self.adam_epsilon!r}")
 
     @property
     def sequence_loss(self) -> bool:
@@ -307,6 +313,8 @@ GROUPS = {"model": ModelConfig, "data": DataConfig, "optimisation": Optimisation
 # a run stopped by a corrupt shard resumes with --skip_corrupt_shards.
 RESUMABLE = ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints", "workdir",
              "skip_corrupt_shards")
+# The order training windows arrive in is not part of a run's state either.
+RESUMABLE += ("deterministic_input",)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,14 +113,18 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
     """`fn(input_context) -> dataset` of per-replica training batches.
 
     reader: extra `make_dataset` arguments (`reader_arguments(model)`).
+    Images come as uint8 (normalised inside the step, on the device) and in
+    completion order unless `data.deterministic_input`.
     With `task_batch_sizes` ([FBN] Sec. VI-B), one dataset per task (from
     `task_data`, default `data`) is zipped each step and concatenated along
     the batch axis; each replica reads its share of every task batch, and a
     task's rows keep only that task's labels (the paper's sets carry one each).
     """
     reader = dict(reader or {})
+    # uint8 crops: the step normalises them on the accelerator (`modeling.model_inputs`).
     common = dict(seq_len=config.data.seq_len, training=True, image_size=image_size(config),
-                  oversample=config.data.oversample, skip_corrupt_shards=config.data.skip_corrupt_shards, **reader)
+                  oversample=config.data.oversample, skip_corrupt_shards=config.data.skip_corrupt_shards,
+                  uint8_images=True, deterministic=config.data.deterministic_input, **reader)
 
     def dataset_fn(input_context):
         # make_dataset takes the global batch and divides it by the replicas.

@@ -16,6 +16,7 @@ from data_pipeline.base import checks
 from affnet import models
 from affnet.models import categorical
 from affnet.training.config import TrainConfig
+from data_pipeline.reader import transforms
 
 _POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -53,14 +54,17 @@ def build_model(config: TrainConfig, mixed_precision=None, initialise: bool = Tr
 
 
 def model_inputs(model, features):
-    """The entries of `features` that `model` takes (its named inputs)."""
+    """The entries of `features` that `model` takes (its named inputs); uint8
+    images (the training reader's) normalised to [-1, 1] here, on the device
+    that runs the model (`transforms.model_images`, the one affine map of
+    training and serving)."""
     names = [getattr(t, "name", None) for t in model.inputs]
     names = [n.split(":")[0] for n in names if n]
     missing = [n for n in names if n not in features]
     if missing:
         raise ValueError(f"model {model.name!r} needs inputs {names}; features lack {missing} "
                          f"(have {sorted(features)})")
-    return {n: features[n] for n in names}
+    return {n: transforms.model_images(features[n]) if n == "images" else features[n] for n in names}
 
 
 def is_sequence_model(config: TrainConfig) -> bool:

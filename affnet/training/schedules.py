@@ -4,6 +4,11 @@
 decay steps 400 and decay factor 0.97" -- read as TF1's
 `tf.train.exponential_decay(..., staircase=True)`: the rate drops by 0.97
 once every 400 steps. [FBN]/[AW]: 1e-4 decayed exponentially.
+
+Adam is the authors' TF1 `tf.train.AdamOptimizer` with its defaults (beta_1
+0.9, beta_2 0.999, epsilon 1e-8 added to sqrt(v), [code] OMG_Challenge):
+Keras' Adam computes the same update, with epsilon from `adam_epsilon`
+(Keras' own default, 1e-7, differs).
 """
 
 import keras
@@ -32,7 +37,7 @@ def make_optimizer(config: TrainConfig):
     for float16 (bfloat16 needs no loss scaling)."""
     rate = learning_rate(config)
     if config.optimisation.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(rate, name="adam")
+        optimizer = keras.optimizers.Adam(rate, epsilon=config.optimisation.adam_epsilon, name="adam")
     elif config.optimisation.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(rate, momentum=0.9, name="sgd")
     elif config.optimisation.optimizer == "rmsprop":

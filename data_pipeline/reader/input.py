@@ -4,17 +4,28 @@ Pipeline order (fixed):
   1. list files (sorted; shuffled with the seed each epoch when training)
   2. shard by `input_context` (files, or records when there are fewer files
      than input pipelines) for `distribute_datasets_from_function`
-  3. parallel interleave of TFRecordDataset (GZIP for names ending in .gz);
-     at evaluation one file at a time, so videos arrive whole and in order
-  4. parse (`schema.parse_video`), images still encoded
-  5. cut windows of `seq_len` consecutive frames inside one video
+  3. read TFRecordDataset (GZIP for names ending in .gz), 4. parse
+     (`schema.parse_video`, images still encoded) and 5. cut windows of
+     `seq_len` consecutive frames inside one video: when training, inside a
+     parallel interleave over `TRAIN_CYCLE_LENGTH` files that yields one
+     window of each open video in turn, so windows of many videos enter the
+     shuffle; at evaluation one file at a time, so videos arrive whole and in
+     order
   6. optional [AW] VA-quadrant oversampling (training)
   7. shuffle windows (training) -> repeat (training)
-  8. decode only the window's frames + normalise (`transforms`)
+  8. decode only the window's frames (+ normalise, unless `uint8_images`)
   9. batch (drop_remainder when training) -> prefetch
 
+Memory of a training pipeline, roughly: `TRAIN_CYCLE_LENGTH` parsed videos
+and up to as many opened ahead by the parallel interleave (encoded, ~5-8 KB
+a 96x96 JPEG frame: 16 x 3,000 frames ~ 0.4 GB at Aff-Wild2's mean video
+length, twice that at most) plus `shuffle_buffer` encoded windows (512 x 80
+frames ~ 0.3 GB), plus the prefetched decoded batches (uint8: 8.8 MB each at
+4 x 80 x 96 x 96).
+
 Elements are `(features, labels)`:
-  features {"images": (B, T, S, S, 3) f32 in [-1, 1], "landmarks": (B, T, 136)
+  features {"images": (B, T, S, S, 3) f32 in [-1, 1] (uint8 with
+  `uint8_images`, for `transforms.model_images` on the accelerator), "landmarks": (B, T, 136)
   f32 in [-1, 1], optional "spectrogram": (B, T, F)}; labels {"va" (B, T, 2),
   "va_mask" (B, T), "expression" (B, T) int32, "expression_mask" (B, T),
   "au" (B, T, K), "au_mask" (B, T, K), "valid" (B, T), "frame_index" (B, T)
@@ -32,7 +43,10 @@ from data_pipeline.records import schema, shards
 from data_pipeline.reader import transforms
 
 AUTOTUNE = tf.data.AUTOTUNE
-DEFAULT_SHUFFLE_BUFFER = 256
+# Windows in the training shuffle buffer and videos (files) read at once: the
+# shuffle mixes windows of >= 16 videos (see the memory note above).
+DEFAULT_SHUFFLE_BUFFER = 512
+TRAIN_CYCLE_LENGTH = 16
 FBN_BATCH_SIZES = {"va": 401, "au": 247, "expression": 103}  # [FBN] Sec. VI
 
 
@@ -84,33 +98,8 @@ def usable_files(files: Sequence[str], split: str) -> Sequence[str]:
     return good
 
 
-def _records(files, training, seed, input_context, deterministic):
-    """Steps 1-3: (filename, serialized) pairs."""
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    pipelines = input_context.num_input_pipelines if input_context else 1
-    shard_files = pipelines > 1 and len(files) >= pipelines
-    if shard_files:
-        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
-
-    def read(path):
-        compression = tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
-        return tf.data.TFRecordDataset(path, compression_type=compression).map(lambda s: (path, s))
-
-    if training:
-        dataset = dataset.interleave(read, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-                                     deterministic=deterministic)
-    else:
-        dataset = dataset.interleave(read, cycle_length=1)
-    if pipelines > 1 and not shard_files:
-        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
-    return dataset
-
-
-def _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, spectrogram_dim,
-                    input_context, deterministic):
-    """Steps 1-5: a dataset of window dicts (images still encoded)."""
+def _parse_fn(seq_len, stride, training, file_aus, au_names, spectrogram_dim):
+    """Steps 4-5: `(path, serialized) -> window dict` of one video (leading window axis)."""
     expected_aus = ",".join(file_aus)
 
     def parse(path, serialized):
@@ -131,11 +120,43 @@ def _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, 
             columns["spectrogram"] = sequence[schema.SPECTROGRAM]
         return transforms.cut_windows(video_id, columns, seq_len, stride, training)
 
-    records = _records(files, training, seed, input_context, deterministic)
+    return parse
+
+
+def _read_file(path):
+    """(path, serialized) records of one TFRecord file."""
+    compression = tf.where(tf.strings.regex_full_match(path, r".*\.gz"), "GZIP", "")
+    return tf.data.TFRecordDataset(path, compression_type=compression).map(lambda s: (path, s))
+
+
+def _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, spectrogram_dim,
+                    input_context, deterministic):
+    """Steps 1-5: a dataset of window dicts (images still encoded)."""
+    parse = _parse_fn(seq_len, stride, training, file_aus, au_names, spectrogram_dim)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    if shard_files:
+        dataset = dataset.shard(pipelines, input_context.input_pipeline_id)
     # flat_map, not unbatch(): TF 2.21's unbatch crashes the process on the
     # zero-width "au" column of records written without AU labels.
-    windows = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).flat_map(
-        tf.data.Dataset.from_tensor_slices)
+    if training:
+        def file_windows(path):
+            records = _read_file(path)
+            if pipelines > 1 and not shard_files:  # Fewer files than pipelines: each takes every n-th record.
+                records = records.shard(pipelines, input_context.input_pipeline_id)
+            return records.map(parse).flat_map(tf.data.Dataset.from_tensor_slices)
+
+        windows = dataset.interleave(file_windows, cycle_length=min(len(files), TRAIN_CYCLE_LENGTH),
+                                     block_length=1, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    else:
+        records = dataset.interleave(_read_file, cycle_length=1)
+        if pipelines > 1 and not shard_files:
+            records = records.shard(pipelines, input_context.input_pipeline_id)
+        windows = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic).flat_map(
+            tf.data.Dataset.from_tensor_slices)
     return windows.filter(lambda w: tf.reduce_sum(w["valid"]) > 0)
 
 
@@ -144,7 +165,8 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
                  seed: Optional[int] = None, image_size: int = 96, au_names: Optional[Sequence[str]] = None,
                  spectrogram_dim: int = 0, oversample=False, repeat: Optional[bool] = None,
                  input_context: Optional[tf.distribute.InputContext] = None,
-                 deterministic: Optional[bool] = None, skip_corrupt_shards: bool = False) -> tf.data.Dataset:
+                 deterministic: Optional[bool] = None, skip_corrupt_shards: bool = False,
+                 uint8_images: bool = False) -> tf.data.Dataset:
     """Batches of `seq_len`-frame windows of `split` (see the module docstring for the element).
 
     training: default `split == "train"`; shuffles files and windows, repeats
@@ -161,10 +183,14 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
       `transforms.QUADRANT_NAMES` order; training only. Costs one label-only
       pass over the split to count windows per quadrant.
     deterministic: default True when a seed is given or at evaluation; the
-      same seed then gives the same batches.
+      same seed then gives the same batches. False lets parallel reads and
+      decodes deliver in completion order (faster; the trainer's default).
     skip_corrupt_shards: read every shard once first (`data_pipeline.records.shards`)
       and leave out corrupt, truncated or foreign ones, logging each and the
       count. Off: a bad shard stops the reader; `shards.explain` names it.
+    uint8_images: images stay uint8 (resized to `image_size` if needed, see
+      `transforms.resize_uint8`) so the batch that reaches the accelerator is
+      4x smaller; the step normalises them (`transforms.model_images`).
     """
     training = (split == "train") if training is None else bool(training)
     repeat = training if repeat is None else bool(repeat)
@@ -202,7 +228,7 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
         windows = windows.repeat()
 
     def to_example(window):
-        return transforms.decode_window(window, image_size), transforms.window_labels(window)
+        return transforms.decode_window(window, image_size, uint8_images), transforms.window_labels(window)
 
     dataset = windows.map(to_example, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     dataset = dataset.batch(batch_size, drop_remainder=training)

@@ -415,3 +415,44 @@ def test_decode_window_eager_and_mapped():
     np.testing.assert_allclose(eager["images"][:3], (pixels - 127.5) / 127.5, atol=1e-6)
     assert np.all(eager["images"][3] == 0.0)  # The padding frame.
     np.testing.assert_allclose(eager["landmarks"], 0.0, atol=1e-6)  # The crop centre.
+
+
+# ---- uint8 crops for the accelerator, unordered training reads ---------------------------------
+
+
+def test_uint8_images_normalise_to_the_float_readers_bytes(data_dir):
+    """uint8_images + model_images (on the device) = the float reader's images on every real frame
+    (to a float32 rounding: graph optimisers may rewrite the affine map)."""
+    floats = [f for f, _ in _make(data_dir, "test", seq_len=4, batch_size=2)]
+    uint8s = [f for f, _ in _make(data_dir, "test", seq_len=4, batch_size=2, uint8_images=True)]
+    assert len(floats) == len(uint8s) and uint8s[0]["images"].dtype == tf.uint8
+    for f, u in zip(floats, uint8s):
+        normalised = tf.function(transforms.model_images)(u["images"]).numpy()
+        valid = np.any(f["images"].numpy() != 0, axis=(2, 3, 4))
+        np.testing.assert_allclose(normalised[valid], f["images"].numpy()[valid], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(u["landmarks"].numpy(), f["landmarks"].numpy())
+    floats_again = transforms.model_images(floats[0]["images"])  # Already normalised: unchanged.
+    np.testing.assert_array_equal(floats_again.numpy(), floats[0]["images"].numpy())
+
+
+def test_uint8_resize_stays_within_half_a_grey_level(tmp_path):
+    rng = np.random.default_rng(6)
+    os.makedirs(tmp_path / "train")
+    _write(str(tmp_path / "train" / "a.tfrecord"), [_video("rs-1", 8, rng)])
+    common = dict(seq_len=4, batch_size=2, seed=0, image_size=32, deterministic=True)
+    floats, _ = next(iter(reader.make_dataset(str(tmp_path), "train", **common)))
+    uint8s, _ = next(iter(reader.make_dataset(str(tmp_path), "train", uint8_images=True, **common)))
+    assert uint8s["images"].shape == (2, 4, 32, 32, 3) and uint8s["images"].dtype == tf.uint8
+    difference = np.abs(transforms.model_images(uint8s["images"]).numpy() - floats["images"].numpy())
+    assert difference.max() <= 0.5 / 127.5 + 1e-6
+
+
+def test_unordered_training_reads_cover_every_window_once(data_dir):
+    """deterministic=False changes the order only: one epoch still yields each training window once."""
+    dataset = _make(data_dir, "train", seq_len=4, batch_size=1, seed=0, repeat=False, deterministic=False,
+                    uint8_images=True)
+    windows = collections.Counter()
+    for _, labels in dataset:
+        windows[(labels["video_id"].numpy()[0].decode(), int(labels["frame_index"].numpy()[0, 0]))] += 1
+    # 13 -> 3, 7 -> 1, 20 -> 5, 3 -> 1 (padded) windows of 4 at stride 4.
+    assert len(windows) == 10 and set(windows.values()) == {1}

@@ -29,7 +29,7 @@ TODAYS_FLAGS = {
 def test_every_setting_is_declared_once_with_help_in_a_group():
     flags = [s.flag for s in config_lib.SETTINGS]
     assert len(flags) == len(set(flags))
-    assert set(flags) == TODAYS_FLAGS | {"skip_corrupt_shards"}
+    assert set(flags) == TODAYS_FLAGS | {"skip_corrupt_shards", "deterministic_input", "adam_epsilon"}
     assert all(s.help and s.group in config_lib.GROUPS for s in config_lib.SETTINGS)
     by_flag = {s.flag: s for s in config_lib.SETTINGS}
     assert (by_flag["model"].group, by_flag["model"].field) == ("model", "name")

@@ -186,3 +186,38 @@ def run_and_save(builder, inputs, prefix, seed=0, **kwargs):
             value = session.run(output, {placeholder: inputs})
             path = saver.save(session, str(prefix))
     return value, path
+
+
+def concordance_loss(predictions, labels):
+    """1 - mean over (valence, arousal) of the CCC over the batch's B*T frames
+    ([code] OMG_Challenge: `tf.nn.moments` over the flattened frames, biased
+    (co)variances): rho = 2 s_xy / (s_x^2 + s_y^2 + (m_x - m_y)^2)."""
+    p, y = tf.reshape(predictions, [-1, 2]), tf.reshape(labels, [-1, 2])
+    p_mean, p_var = tf.nn.moments(p, [0])
+    y_mean, y_var = tf.nn.moments(y, [0])
+    covariance = tf.reduce_mean((p - p_mean) * (y - y_mean), 0)
+    return 1.0 - tf.reduce_mean(2.0 * covariance / (p_var + y_var + tf.square(p_mean - y_mean)))
+
+
+def train_and_save(builder, batches, prefix, learning_rate, seed=0, **kwargs):
+    """The authors' TF1 training step ([code] OMG_Challenge): `builder`'s output,
+    `concordance_loss`, `tf.train.AdamOptimizer(learning_rate)` with its defaults
+    (epsilon 1e-8). Random initial weights saved at `<prefix>-0`, one step per
+    `(inputs, labels)` of `batches`, the trained weights saved at `<prefix>-<steps>`.
+    Returns (losses before each update, initial checkpoint, trained checkpoint)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(seed)
+        inputs = v1.placeholder(tf.float32, batches[0][0].shape, name="images")
+        labels = v1.placeholder(tf.float32, batches[0][1].shape, name="labels")
+        output = builder(inputs, **kwargs)
+        model_variables = v1.global_variables()
+        loss = concordance_loss(output, labels)
+        train = v1.train.AdamOptimizer(learning_rate).minimize(loss)
+        saver = v1.train.Saver(model_variables)
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            initial = saver.save(session, str(prefix), global_step=0)
+            losses = [session.run([loss, train], {inputs: x, labels: y})[0] for x, y in batches]
+            trained = saver.save(session, str(prefix), global_step=len(batches))
+    return losses, initial, trained

@@ -1,0 +1,34 @@
+"""bench/gpu_check.py on the CPU (--tiny): the trainer's step timed under one
+device and refused where the trainer refuses (XLA on two replicas), one JSON object."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_device_check_runs_tiny_on_two_logical_cpus():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
+    command = [sys.executable, os.path.join(ROOT, "bench", "gpu_check.py"), "--tiny", "--allow_cpu", "--in_process",
+               "--logical_cpus=2", "--steps=2", "--warmup=1", "--batch=2", "--seq_len=4",
+               "--configs=affwildnet_vggface:none:noxla:default,affwildnet_vggface:float16:xla:mirrored"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["gpus"] == [] and report["tiny"]
+    ran, refused = report["results"]
+    assert (ran["status"], ran["replicas"], ran["global_batch"]) == ("ok", 1, 2), ran
+    assert ran["loss_finite"] and ran["frames_per_s"] > 0 and ran["peak_memory_gib"] == []
+    assert (refused["status"], refused["replicas"], refused["xla"]) == ("refused", 2, True), refused
+    assert "one replica" in refused["error"]
+    assert report["all_losses_finite"]
+
+
+def test_without_a_gpu_it_says_so_and_fails(capsys):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import gpu_check
+
+    assert gpu_check.main([]) == 1  # The test process sees no GPU (conftest).
+    assert "sees no GPU" in json.loads(capsys.readouterr().out)["error"]
