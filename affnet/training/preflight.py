@@ -8,6 +8,7 @@ Every failure is one ValueError or FileNotFoundError line naming the setting.
 """
 
 import dataclasses
+import json
 import os
 
 from affnet import models
@@ -56,8 +57,38 @@ def check_sources(config: config_lib.TrainConfig):
             config_lib.load(source)
 
 
-def check(config: config_lib.TrainConfig):
-    """Raise on the first problem of `config`; touches nothing on disk."""
+def replica_count(distribution: str) -> int:
+    """The replicas `distribution.make_strategy(distribution)` will have, from the visible
+    devices and TF_CONFIG, without building the strategy (which would claim the GPUs)."""
+    if distribution == "default":
+        return 1
+    import tensorflow as tf  # Deferred: the checks above need no TensorFlow.
+
+    local = len(tf.config.list_logical_devices("GPU")) or len(tf.config.list_logical_devices("CPU"))
+    if distribution == "multi_worker":
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+        local *= max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+    return local
+
+
+def check_replicas(config: config_lib.TrainConfig, replicas: int):
+    """Every global batch (`--batch_size`, each `--task_batch_sizes` entry) divides by the replicas."""
+    batches = [(f"--task_batch_sizes {task}", size) for task, size in config.multitask.task_batch_sizes]
+    batches = batches or [("--batch_size", config.data.batch_size)]
+    for flag, size in batches:
+        if size % replicas:
+            lower, upper = size // replicas * replicas, (size // replicas + 1) * replicas
+            sizes = [n for n in (lower, upper) if n > 0]
+            raise ValueError(f"{flag}={size} is the global batch and does not divide over the {replicas} replicas of "
+                             f"--distribution={config.runtime.distribution}: pass "
+                             f"{' or '.join(str(n) for n in sizes)} "
+                             f"({' or '.join(str(n // replicas) for n in sizes)} per replica)")
+
+
+def check(config: config_lib.TrainConfig, replicas=None):
+    """Raise on the first problem of `config`; touches nothing on disk. `replicas`
+    defaults to what `--distribution` gives on this machine (`replica_count`)."""
+    check_replicas(config, replica_count(config.runtime.distribution) if replicas is None else replicas)
     check_model(config)
     check_coupling_options(config)
     check_sources(config)
