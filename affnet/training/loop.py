@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from affnet.evaluation import scoring
-from affnet.training import checkpointing, data, distribution, init, modeling, objective, schedules
+from affnet.training import checkpointing, data, distribution, init, modeling, objective, preflight, schedules
 from affnet.training import summaries
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
@@ -94,6 +94,7 @@ class Trainer:
         self.strategy = distribution.make_strategy(config.runtime.distribution)
         self.chief = distribution.is_chief(self.strategy)
         self.write_dir = distribution.write_dir(config.runtime.workdir, self.strategy)
+        preflight.check_replicas(config, self.strategy.num_replicas_in_sync)
         _prepare_workdir(config, self.chief)
         keras.utils.set_random_seed(config.optimisation.seed)
         with self.strategy.scope():

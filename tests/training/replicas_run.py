@@ -7,6 +7,8 @@ SCENARIO: xla_<precision> (jit_compile on 2 replicas vs one device; precision no
           bfloat16 or float16: one per process, since a second MirroredStrategy with
           float16 loss scaling in one process can misnumber its collectives)
         | overflow (float16, an overflow in the second replica's gradients at step 2)
+        | dropout (a Dropout layer's masks on one device and on two replicas)
+        | resume (one workdir: 1 replica float32 -> 2 replicas bfloat16 + XLA -> float16)
 SGD keeps the comparison about the distribution: Adam's first steps divide by the
 root of tiny second moments and magnify float16 rounding of the gradients.
 """
@@ -82,18 +84,54 @@ def tiny_model():
     return keras.Model({"images": images, "marker": marker}, va, name="tiny")
 
 
-def run(workdir, distribution, precision, jit, overflow=False):
+def dropout_masks():
+    """Dropout masks of a layer on one device and on each of two replicas, same input."""
+    from affnet.training import distribution
+
+    def draw(strategy):
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((64,)), keras.layers.Dropout(0.5, seed=3)])
+
+        def replica_fn():
+            with distribution.replica_seeds(model):
+                return model(tf.ones((1, 64)), training=True)
+
+        masks = strategy.experimental_local_results(tf.function(lambda: strategy.run(replica_fn))())
+        state = [[c.numpy().tolist() for c in getattr(v.value, "values", [v.value])]
+                 for v in model.non_trainable_variables]
+        return [m.numpy().ravel().tolist() for m in masks], state
+
+    single, single_state = draw(tf.distribute.get_strategy())
+    replicas, replica_state = draw(tf.distribute.MirroredStrategy())
+    return {"single": single, "replicas": replicas, "single_state": single_state, "replica_state": replica_state}
+
+
+def resume(workdir):
+    """2 steps on one device in float32, 2 more on two replicas in bfloat16 with XLA, 2 more
+    on one device in float16 (the loss scale starts afresh), in one workdir."""
+    results = {}
+    for name, distribution, precision, jit, steps in (("first", "default", "none", False, 2),
+                                                       ("replicas", "mirrored", "bfloat16", True, 4),
+                                                       ("float16", "default", "float16", False, 6)):
+        lines = []
+        result = run(workdir, distribution, precision, jit, steps=steps, log=lines.append)
+        results[name] = {"losses": result["losses"], "replicas": result["replicas"], "scale": result["scale"],
+                         "log": [str(line) for line in lines], "step": result["step"]}
+    return results
+
+
+def run(workdir, distribution, precision, jit, overflow=False, steps=STEPS, log=lambda *a: None):
     keras.utils.set_random_seed(1)
     config = config_lib.TrainConfig.from_flat(
-        model="affwildnet_vggface", data="unused", seq_len=SEQ_LEN, batch_size=GLOBAL_BATCH, train_steps=STEPS,
-        log_every=1, eval_every=1000, checkpoint_every=1000, distribution=distribution, workdir=workdir,
+        model="affwildnet_vggface", data="unused", seq_len=SEQ_LEN, batch_size=GLOBAL_BATCH, train_steps=steps,
+        log_every=1, eval_every=1000, checkpoint_every=2, distribution=distribution, workdir=workdir,
         lr_decay_steps=0, learning_rate=1e-2, mixed_precision=precision, jit_compile=jit, optimizer="sgd")
-    trainer = loop.Trainer(config, model_fn=tiny_model, train_dataset_fn=dataset_fn(overflow), log=lambda *a: None)
+    trainer = loop.Trainer(config, model_fn=tiny_model, train_dataset_fn=dataset_fn(overflow), log=log)
     trainer.train(evaluate=False)
     scale = getattr(trainer.optimizer, "dynamic_scale", None)
     return {"losses": [loss for _, loss in trainer.history], "replicas": trainer.strategy.num_replicas_in_sync,
             "weights": [w.tolist() for w in trainer.model.get_weights()],
-            "scale": None if scale is None else float(scale.numpy())}
+            "scale": None if scale is None else float(scale.numpy()), "step": int(trainer.step.numpy())}
 
 
 def main(scenario, workdir):
@@ -106,6 +144,10 @@ def main(scenario, workdir):
         for distribution in ("default", "mirrored"):
             results[distribution] = run(os.path.join(workdir, distribution), distribution, "float16", False,
                                         overflow=True)
+    elif scenario == "dropout":
+        results = dropout_masks()
+    elif scenario == "resume":
+        results = resume(os.path.join(workdir, "run"))
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
     print("RESULT " + json.dumps(results), flush=True)

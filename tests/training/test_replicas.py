@@ -50,3 +50,24 @@ def test_xla_two_replicas_equal_one_device(tmp_path, precision):
     assert np.isfinite(mirrored["losses"]).all()
     assert single["losses"][0] != single["losses"][-1]  # the weights moved
     _assert_same_run(mirrored, single, 1e-5)
+
+
+def test_replicas_draw_their_own_dropout_masks(tmp_path):
+    result = _run("dropout", tmp_path)
+    (single,), (first, second) = result["single"], result["replicas"]
+    assert first == single  # replica 0 draws what one device draws
+    assert first != second
+    # The seed states advanced once and agree again on both replicas.
+    assert result["replica_state"][0][0] == result["replica_state"][0][1] == result["single_state"][0][0]
+
+
+def test_resume_on_two_replicas_with_xla_and_other_precisions(tmp_path):
+    result = _run("resume", tmp_path)
+    first, replicas, float16 = result["first"], result["replicas"], result["float16"]
+    assert (first["step"], replicas["step"], float16["step"]) == (2, 4, 6)
+    assert replicas["replicas"] == 2 and any("resumed from" in line and "at step 2" in line
+                                             for line in replicas["log"])
+    assert any("at step 4" in line for line in float16["log"])
+    assert float16["scale"] == 2.0 ** 15  # a fresh loss scale, no overflow since
+    losses = first["losses"] + replicas["losses"] + float16["losses"]
+    assert len(losses) == 6 and np.isfinite(losses).all()
