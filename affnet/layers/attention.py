@@ -147,6 +147,7 @@ class TF1AttentionCellWrapper(ProjectsInputs, WrapsCell, keras.layers.Layer):
         return ops.sum(weights[:, :, None] * window, axis=1)
 
     def project_inputs(self, inputs):
+        self._state_kernels = self.input_kernel[inputs.shape[-1]:]
         return ops.matmul(inputs, self.input_kernel[: inputs.shape[-1]]) + self.input_bias
 
     def call(self, inputs, states, training=False):
@@ -157,7 +158,7 @@ class TF1AttentionCellWrapper(ProjectsInputs, WrapsCell, keras.layers.Layer):
         window = ops.reshape(flat_window, (-1, self.attn_length, self.attn_size))
 
         if self.inputs_projected:
-            projected = inputs + ops.matmul(attns, self.input_kernel[-self.attn_size:])
+            projected = inputs + ops.matmul(attns, self._state_kernels)
         else:
             projected = (
                 ops.matmul(ops.concatenate([inputs, attns], axis=-1), self.input_kernel) + self.input_bias

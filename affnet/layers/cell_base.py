@@ -25,6 +25,9 @@ class ProjectsInputs:
     inputs_projected = False
 
     def project_inputs(self, inputs):
+        """Also keeps the state rows of the kernels as `_state_kernels`, sliced once per
+        sequence: a slice taken inside the loop would give every step a gradient the size
+        of the whole kernel."""
         raise NotImplementedError
 
 

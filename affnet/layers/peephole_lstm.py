@@ -84,12 +84,13 @@ class PeepholeLSTMCell(TF1LeafCell):
         ]
 
     def project_inputs(self, inputs):
+        self._state_kernels = self.kernel[inputs.shape[-1]:]
         return ops.matmul(inputs, self.kernel[: inputs.shape[-1]]) + self.bias
 
     def call(self, inputs, states):
         c_prev, h_prev = states[0], states[1]
         if self.inputs_projected:
-            z = inputs + ops.matmul(h_prev, self.kernel[-self.units:])
+            z = inputs + ops.matmul(h_prev, self._state_kernels)
         else:
             z = ops.matmul(ops.concatenate([inputs, h_prev], axis=-1), self.kernel) + self.bias
         i, j, f, o = ops.split(z, 4, axis=-1)

@@ -78,6 +78,7 @@ class TF1GRUCell(TF1LeafCell):
 
     def project_inputs(self, inputs):
         depth = inputs.shape[-1]
+        self._state_kernels = (self.gates_kernel[depth:], self.candidate_kernel[depth:])
         kernel = ops.concatenate([self.gates_kernel[:depth], self.candidate_kernel[:depth]], axis=-1)
         return ops.matmul(inputs, kernel) + ops.concatenate([self.gates_bias, self.candidate_bias], axis=-1)
 
@@ -85,8 +86,9 @@ class TF1GRUCell(TF1LeafCell):
         h = _single_state(states)
         if self.inputs_projected:
             x_gates, x_candidate = inputs[..., : 2 * self.units], inputs[..., 2 * self.units:]
-            r, u = ops.split(ops.sigmoid(x_gates + ops.matmul(h, self.gates_kernel[-self.units:])), 2, axis=-1)
-            candidate = self.activation(x_candidate + ops.matmul(r * h, self.candidate_kernel[-self.units:]))
+            gates_h, candidate_h = self._state_kernels
+            r, u = ops.split(ops.sigmoid(x_gates + ops.matmul(h, gates_h)), 2, axis=-1)
+            candidate = self.activation(x_candidate + ops.matmul(r * h, candidate_h))
             new_h = u * h + (1.0 - u) * candidate
             return new_h, [new_h]
         gates = ops.sigmoid(
