@@ -8,7 +8,6 @@ Every failure is one ValueError or FileNotFoundError line naming the setting.
 """
 
 import dataclasses
-import json
 import os
 
 from affnet import models
@@ -57,18 +56,17 @@ def check_sources(config: config_lib.TrainConfig):
             config_lib.load(source)
 
 
-def replica_count(distribution: str) -> int:
-    """The replicas `distribution.make_strategy(distribution)` will have, from the visible
-    devices and TF_CONFIG, without building the strategy (which would claim the GPUs)."""
+def replica_count(distribution: str):
+    """The replicas `distribution.make_strategy(distribution)` will have on this machine,
+    without building the strategy; None for "multi_worker", whose strategy must be created
+    before TensorFlow lists any device (the Trainer checks it then)."""
     if distribution == "default":
         return 1
-    import tensorflow as tf  # Deferred: the checks above need no TensorFlow.
-
-    local = len(tf.config.list_logical_devices("GPU")) or len(tf.config.list_logical_devices("CPU"))
     if distribution == "multi_worker":
-        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
-        local *= max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
-    return local
+        return None
+    import tensorflow as tf  # Deferred: the other checks need no TensorFlow.
+
+    return len(tf.config.list_logical_devices("GPU")) or len(tf.config.list_logical_devices("CPU"))
 
 
 def check_replicas(config: config_lib.TrainConfig, replicas: int):
@@ -88,7 +86,9 @@ def check_replicas(config: config_lib.TrainConfig, replicas: int):
 def check(config: config_lib.TrainConfig, replicas=None):
     """Raise on the first problem of `config`; touches nothing on disk. `replicas`
     defaults to what `--distribution` gives on this machine (`replica_count`)."""
-    check_replicas(config, replica_count(config.runtime.distribution) if replicas is None else replicas)
+    replicas = replica_count(config.runtime.distribution) if replicas is None else replicas
+    if replicas is not None:
+        check_replicas(config, replicas)
     check_model(config)
     check_coupling_options(config)
     check_sources(config)

@@ -73,13 +73,13 @@ class OverflowWhereMarked(keras.layers.Layer):
         return _overflow_where_marked(x, tf.cast(marker, x.dtype))
 
 
-def tiny_model():
+def tiny_model(dropout=0.0):
     images = keras.Input((None, SIZE, SIZE, 3), name="images")
     marker = keras.Input((None, 1), name="marker")
     x = keras.layers.Reshape((-1, SIZE * SIZE * 3))(images)
     x = keras.layers.Dense(6, activation="tanh", name="frame")(x)
     x = OverflowWhereMarked(name="overflow")(x, marker)
-    x = build_rnn_stack(x, units=4, name="rnn")
+    x = build_rnn_stack(x, units=4, dropout=dropout, name="rnn")
     va = keras.layers.Dense(2, dtype="float32", name="va")(x)
     return keras.Model({"images": images, "marker": marker}, va, name="tiny")
 
@@ -108,25 +108,26 @@ def dropout_masks():
 
 def resume(workdir):
     """2 steps on one device in float32, 2 more on two replicas in bfloat16 with XLA, 2 more
-    on one device in float16 (the loss scale starts afresh), in one workdir."""
+    on one device in float16 (the loss scale starts afresh), in one workdir; dropout between
+    the GRU layers (per-replica seeds, and the XLA forward rerun from the same seeds)."""
     results = {}
     for name, distribution, precision, jit, steps in (("first", "default", "none", False, 2),
                                                        ("replicas", "mirrored", "bfloat16", True, 4),
                                                        ("float16", "default", "float16", False, 6)):
         lines = []
-        result = run(workdir, distribution, precision, jit, steps=steps, log=lines.append)
+        result = run(workdir, distribution, precision, jit, steps=steps, log=lines.append, dropout=0.3)
         results[name] = {"losses": result["losses"], "replicas": result["replicas"], "scale": result["scale"],
                          "log": [str(line) for line in lines], "step": result["step"]}
     return results
 
 
-def run(workdir, distribution, precision, jit, overflow=False, steps=STEPS, log=lambda *a: None):
+def run(workdir, distribution, precision, jit, overflow=False, steps=STEPS, log=lambda *a: None, dropout=0.0):
     keras.utils.set_random_seed(1)
     config = config_lib.TrainConfig.from_flat(
         model="affwildnet_vggface", data="unused", seq_len=SEQ_LEN, batch_size=GLOBAL_BATCH, train_steps=steps,
         log_every=1, eval_every=1000, checkpoint_every=2, distribution=distribution, workdir=workdir,
         lr_decay_steps=0, learning_rate=1e-2, mixed_precision=precision, jit_compile=jit, optimizer="sgd")
-    trainer = loop.Trainer(config, model_fn=tiny_model, train_dataset_fn=dataset_fn(overflow), log=log)
+    trainer = loop.Trainer(config, model_fn=lambda: tiny_model(dropout), train_dataset_fn=dataset_fn(overflow), log=log)
     trainer.train(evaluate=False)
     scale = getattr(trainer.optimizer, "dynamic_scale", None)
     return {"losses": [loss for _, loss in trainer.history], "replicas": trainer.strategy.num_replicas_in_sync,

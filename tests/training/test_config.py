@@ -198,3 +198,4 @@ def test_preflight_names_a_global_batch_that_does_not_divide_over_the_replicas()
     with pytest.raises(ValueError, match=r"pass 8 \(1 per replica\)"):
         preflight.check_replicas(config, 8)
     assert preflight.replica_count("default") == 1
+    assert preflight.replica_count("multi_worker") is None  # its strategy comes first; the Trainer checks
