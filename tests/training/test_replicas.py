@@ -31,6 +31,7 @@ def _assert_same_run(got, expected, tolerance):
         np.testing.assert_allclose(np.array(w), np.array(w_expected), rtol=0, atol=tolerance)
 
 
+@pytest.mark.slow
 def test_float16_overflow_on_second_replica_skips_the_step_everywhere(tmp_path):
     result = _run("overflow", tmp_path)
     single, mirrored = result["default"], result["mirrored"]
@@ -61,6 +62,7 @@ def test_replicas_draw_their_own_dropout_masks(tmp_path):
     assert result["replica_state"][0][0] == result["replica_state"][0][1] == result["single_state"][0][0]
 
 
+@pytest.mark.slow
 def test_resume_on_two_replicas_with_xla_and_other_precisions(tmp_path):
     result = _run("resume", tmp_path)
     first, replicas, float16 = result["first"], result["replicas"], result["float16"]
