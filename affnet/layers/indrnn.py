@@ -10,7 +10,8 @@ here (`recurrent_clip`) and applied as a weight constraint after each update.
 
 Variable layout follows TF1 `tf.contrib.rnn.IndRNNCell` (scope `ind_rnn_cell`:
 `kernel_w` [in, units], `kernel_u` [1, units], `bias` [units]) since [AW2]'s
-code base is TF1; its default `u` initializer, uniform(-1, 1), is kept.
+code base is TF1; its default `u` initializer, uniform(-1, 1), is kept. Under `InputProjectedRNN`,
+`W x + b` is computed for the whole sequence before the time loop.
 """
 
 import keras
@@ -94,7 +95,13 @@ class IndRNNCell(TF1LeafCell):
         )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
 
+    def project_inputs(self, inputs):
+        return ops.matmul(inputs, self.kernel_w) + self.bias
+
     def call(self, inputs, states):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
-        h = self.activation(ops.matmul(inputs, self.kernel_w) + self.kernel_u * h_prev + self.bias)
+        if self.inputs_projected:
+            h = self.activation(inputs + self.kernel_u * h_prev)
+        else:
+            h = self.activation(ops.matmul(inputs, self.kernel_w) + self.kernel_u * h_prev + self.bias)
         return h, [h]

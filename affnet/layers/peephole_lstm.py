@@ -14,6 +14,8 @@ variable layout (scope `lstm_cell`):
     h' = sigmoid(o + w_o_diag * c') * tanh(c')
 
 The state is the pair (c, h), like TF1's `LSTMStateTuple(c, h)`; the output is h.
+Under `InputProjectedRNN`, `x @ kernel[:in] + bias` is computed for the whole
+sequence before the time loop (`project_inputs`).
 """
 
 import keras
@@ -81,9 +83,16 @@ class PeepholeLSTMCell(TF1LeafCell):
             ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
         ]
 
+    def project_inputs(self, inputs):
+        self._state_kernels = self.kernel[inputs.shape[-1]:]
+        return ops.matmul(inputs, self.kernel[: inputs.shape[-1]]) + self.bias
+
     def call(self, inputs, states):
         c_prev, h_prev = states[0], states[1]
-        z = ops.matmul(ops.concatenate([inputs, h_prev], axis=-1), self.kernel) + self.bias
+        if self.inputs_projected:
+            z = inputs + ops.matmul(h_prev, self._state_kernels)
+        else:
+            z = ops.matmul(ops.concatenate([inputs, h_prev], axis=-1), self.kernel) + self.bias
         i, j, f, o = ops.split(z, 4, axis=-1)
         c = (
             ops.sigmoid(f + self.forget_bias + self.w_f_diag * c_prev) * c_prev

@@ -17,6 +17,11 @@ where `<scope>` is everything TF1 put in front of `multi_rnn_cell`: for
 dkollias/Aff-Wild-models `affwildnet/vggface_gru.py` (variable scope `rnn_1`,
 then `dynamic_rnn`'s own `rnn`) it is "rnn_1/rnn"; for `affwildnet/resnet-gru`
 it is "rnn/rnn".
+
+The RNN layer is an `InputProjectedRNN`: the input half of the first cell's
+`[x_t, state] @ kernel` (the attention wrapper's, or the first GRU / LSTM /
+IndRNN layer's) runs as one GEMM over all frames before the time loop; the
+outputs are the same function of the same variables.
 """
 
 import keras
@@ -81,6 +86,38 @@ class OutputDropoutCell(WrapsCell, keras.layers.Layer):
             cell=keras.saving.serialize_keras_object(self.cell), rate=self.rate, seed=self.seed
         )
         return config
+
+
+def _entry_cell(cell):
+    """The cell that reads the RNN's input sequence: through stacks and dropout wrappers."""
+    if isinstance(cell, keras.layers.StackedRNNCells):
+        return _entry_cell(cell.cells[0])
+    if isinstance(cell, OutputDropoutCell):
+        return _entry_cell(cell.cell)
+    return cell
+
+
+@keras.saving.register_keras_serializable(package="affnet")
+class InputProjectedRNN(keras.layers.RNN):
+    """`keras.layers.RNN` that applies its entry cell's input projection to the whole sequence.
+
+    The entry cell (see `_entry_cell`) must have `project_inputs` (`ProjectsInputs`); it is
+    switched to take projected inputs, and `call` feeds it `project_inputs(sequences)`,
+    (B, T, P), instead of the sequence. Weights, their names and order, and the config
+    are `keras.layers.RNN`'s.
+    """
+
+    def __init__(self, cell, **kwargs):
+        super().__init__(cell, **kwargs)
+        entry = _entry_cell(self.cell)
+        if not hasattr(entry, "project_inputs"):
+            raise ValueError(f"InputProjectedRNN needs an entry cell with project_inputs, got {entry!r}")
+        entry.inputs_projected = True
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        return super().call(
+            _entry_cell(self.cell).project_inputs(sequences), initial_state=initial_state, mask=mask, training=training
+        )
 
 
 def _tf1_variables(cell):
@@ -200,4 +237,4 @@ def build_rnn_stack(
         cell = TF1AttentionCellWrapper(
             cell, attn_length=attention_length, input_size=attention_input_size, name=f"{name}_attention"
         )
-    return keras.layers.RNN(cell, return_sequences=True, name=name)(x)
+    return InputProjectedRNN(cell, return_sequences=True, name=name)(x)

@@ -15,6 +15,10 @@ and gate order, so the checkpoint tensors load unchanged:
     r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias))   # reset first
     c    = tanh([x, r * h] @ candidate/kernel + candidate/bias)
     h'   = u * h + (1 - u) * c
+
+Under `InputProjectedRNN` the input rows of both kernels are applied to the
+whole sequence at once (`project_inputs`, width 3 * units: reset, update,
+candidate) and each step adds the `h` rows only.
 """
 
 import keras
@@ -72,8 +76,21 @@ class TF1GRUCell(TF1LeafCell):
             name="candidate_bias", shape=(self.units,), initializer="zeros"
         )
 
+    def project_inputs(self, inputs):
+        depth = inputs.shape[-1]
+        self._state_kernels = (self.gates_kernel[depth:], self.candidate_kernel[depth:])
+        kernel = ops.concatenate([self.gates_kernel[:depth], self.candidate_kernel[:depth]], axis=-1)
+        return ops.matmul(inputs, kernel) + ops.concatenate([self.gates_bias, self.candidate_bias], axis=-1)
+
     def call(self, inputs, states):
         h = _single_state(states)
+        if self.inputs_projected:
+            x_gates, x_candidate = inputs[..., : 2 * self.units], inputs[..., 2 * self.units:]
+            gates_h, candidate_h = self._state_kernels
+            r, u = ops.split(ops.sigmoid(x_gates + ops.matmul(h, gates_h)), 2, axis=-1)
+            candidate = self.activation(x_candidate + ops.matmul(r * h, candidate_h))
+            new_h = u * h + (1.0 - u) * candidate
+            return new_h, [new_h]
         gates = ops.sigmoid(
             ops.matmul(ops.concatenate([inputs, h], axis=-1), self.gates_kernel) + self.gates_bias
         )

@@ -28,6 +28,10 @@ are the same constant (denominator 0 with frames), 0 without any weighted frame;
 no NaN or infinite gradient; XLA-compilable; any float dtype (float32 for losses,
 float64 for the streaming metric's accumulators).
 
+Where the parts can exchange their sums first (replicas: one all-reduce of
+`first_sums`), `sums_about` centres every part about the *global* means and the
+bracket vanishes exactly (`with_square_rows`); the training objective does so.
+
 The gradient is exact under `global_sum`: a part's ``centred_xx + square_x``
 equals its ``sum w x^2``, so each replica's statistics depend on its own frames
 only and the sum of the replicas' gradients is the single-device gradient.
@@ -38,22 +42,49 @@ import tensorflow as tf
 ROWS = 9
 
 
-def moment_sums(x, y, w):
-    """(N, D) values x, y and weights w -> (9, D) additive statistics (module docstring)."""
+def first_sums(x, y, w):
+    """(N, D) values and weights -> (3, D) count, sum_x, sum_y of the weighted frames (additive)."""
+    keep = w > 0
+    zero = tf.zeros_like(x)
+    return tf.stack([tf.reduce_sum(w, axis=0), tf.reduce_sum(w * tf.where(keep, x, zero), axis=0),
+                     tf.reduce_sum(w * tf.where(keep, y, zero), axis=0)])
+
+
+def sums_about(x, y, w, totals):
+    """(9, D) statistics of these frames, centred about the means of `totals`.
+
+    `totals` is `first_sums` of the whole set these frames belong to (all-reduced over
+    replicas, or these frames' own). Summed over the parts of that set and passed through
+    `with_square_rows`, the result is the set's statistics centred exactly about its own
+    means: the spread-of-means bracket of `moments` is then 0 to the last bit. A caller that
+    all-reduces `totals` holds them constant (`tf.stop_gradient`): the derivative of a sum
+    of squares about the mean with respect to the mean is 0, so the gradient stays exact.
+    The square rows are left 0 here.
+    """
     keep = w > 0
     zero = tf.zeros_like(x)
     x = tf.where(keep, x, zero)
     y = tf.where(keep, y, zero)
-    count = tf.reduce_sum(w, axis=0)
-    sum_x = tf.reduce_sum(w * x, axis=0)
-    sum_y = tf.reduce_sum(w * y, axis=0)
+    local = first_sums(x, y, w)
+    safe = tf.where(totals[0] > 0, totals[0], tf.ones_like(totals[0]))
+    dx = tf.where(keep, x - totals[1] / safe, zero)
+    dy = tf.where(keep, y - totals[2] / safe, zero)
+    return tf.concat([local, tf.stack([tf.reduce_sum(w * dx * dx, axis=0), tf.reduce_sum(w * dy * dy, axis=0),
+                                       tf.reduce_sum(w * dx * dy, axis=0)]), tf.zeros_like(local)], axis=0)
+
+
+def with_square_rows(sums):
+    """Statistics whose centred rows are about their own means (summed `sums_about`) with
+    the square rows filled from their sums, as one part has them."""
+    count, sum_x, sum_y = sums[0], sums[1], sums[2]
     safe = tf.where(count > 0, count, tf.ones_like(count))
-    dx = tf.where(keep, x - sum_x / safe, zero)
-    dy = tf.where(keep, y - sum_y / safe, zero)
-    return tf.stack([count, sum_x, sum_y,
-                     tf.reduce_sum(w * dx * dx, axis=0), tf.reduce_sum(w * dy * dy, axis=0),
-                     tf.reduce_sum(w * dx * dy, axis=0),
-                     sum_x * sum_x / safe, sum_y * sum_y / safe, sum_x * sum_y / safe])
+    return tf.concat([sums[:6], tf.stack([sum_x * sum_x / safe, sum_y * sum_y / safe, sum_x * sum_y / safe])],
+                     axis=0)
+
+
+def moment_sums(x, y, w):
+    """(N, D) values x, y and weights w -> (9, D) additive statistics (module docstring)."""
+    return with_square_rows(sums_about(x, y, w, first_sums(x, y, w)))
 
 
 def moments(sums):

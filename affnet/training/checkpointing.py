@@ -2,7 +2,9 @@
 
 Layout in the workdir:
   checkpoints/ckpt-<step>.*   `tf.train.Checkpoint(model, optimizer, step)`,
-                              the newest `keep` kept by `CheckpointManager`
+                              the newest `keep` kept by `CheckpointManager`; a run
+                              resumes in another precision (float16's loss scale
+                              is the only optimizer state that depends on it)
   best/ckpt-<step>.*          model and step of the best validation mean CCC
   best.json                   {"step", "ccc_mean", ...} of that checkpoint
 
@@ -162,8 +164,12 @@ class RunCheckpoints:
         self.step = step
         self.read_dir = read_dir
         self.write_dir = write_dir
-        self.checkpoint = _model_checkpoint(
-            model, optimizer=variable_map(optimizer, model), step=step)
+        optimizer_map = variable_map(optimizer, model)
+        scale_ids = {id(v) for v in _loss_scale_variables(optimizer)}
+        self.has_loss_scale = bool(scale_ids)
+        self.checkpoint = _model_checkpoint(model, optimizer=optimizer_map, step=step)
+        self._without_loss_scale = _model_checkpoint(
+            model, optimizer={k: v for k, v in optimizer_map.items() if id(v) not in scale_ids}, step=step)
         self.best_checkpoint = _model_checkpoint(model, step=step)
         self.latest = tf.train.CheckpointManager(self.checkpoint, os.path.join(write_dir, LATEST_DIR),
                                                  max_to_keep=keep, step_counter=step)
@@ -174,7 +180,16 @@ class RunCheckpoints:
     def restore_latest(self) -> Optional[str]:
         """Restore model, optimizer and step from the run's latest checkpoint, if any."""
         path = tf.train.latest_checkpoint(os.path.join(self.read_dir, LATEST_DIR))
-        if path:
+        if not path:
+            return path
+        stored_scale = _holds_loss_scale(path)
+        if self.has_loss_scale and not stored_scale:
+            # Resumed in float16 from another precision: the loss scale starts afresh.
+            self._without_loss_scale.restore(path).assert_consumed()
+        elif stored_scale and not self.has_loss_scale:
+            # A float16 run resumed in another precision: its loss scale is left behind.
+            self.checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        else:
             self.checkpoint.restore(path).assert_consumed()
         return path
 
@@ -192,6 +207,21 @@ class RunCheckpoints:
         if self.write_dir == self.read_dir:
             _write_json(os.path.join(self.write_dir, BEST_FILE), self.best_record)
         return True
+
+
+def _loss_scale_variables(optimizer):
+    """A `LossScaleOptimizer`'s own state (scale, good-step counter, ...): what float16
+    adds to the optimizer's variables; the inner optimizer's keep their keys."""
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or inner is None:
+        return []
+    inner_ids = {id(v) for v in inner.variables}
+    return [v for v in optimizer.variables if id(v) not in inner_ids]
+
+
+def _holds_loss_scale(path: str) -> bool:
+    """Whether the checkpoint at `path` was written by a run with loss scaling (float16)."""
+    return any(name.startswith("optimizer/") and "dynamic_scale" in name for name, _ in tf.train.list_variables(path))
 
 
 def has_checkpoint(workdir: str) -> bool:

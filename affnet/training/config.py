@@ -312,9 +312,11 @@ GROUPS = {"model": ModelConfig, "data": DataConfig, "optimisation": Optimisation
 # Settings a resumed run may change. Skipping unreadable shards changes nothing about the run:
 # a run stopped by a corrupt shard resumes with --skip_corrupt_shards.
 RESUMABLE = ("train_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints", "workdir",
-             "skip_corrupt_shards")
-# The order training windows arrive in is not part of a run's state either.
-RESUMABLE += ("deterministic_input",)
+             "skip_corrupt_shards",
+             # How the same step is computed: the checkpoint holds float32 variables whatever these are
+             # (README "Training on GPUs": resuming with other settings); the order training windows
+             # arrive in is not part of a run's state either.
+             "distribution", "jit_compile", "mixed_precision", "deterministic_input")
 
 
 @dataclasses.dataclass(frozen=True)

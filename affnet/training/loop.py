@@ -2,10 +2,14 @@
 
 Per step each replica runs the model on its share of the global batch
 (`batch_size` sequences x `seq_len` frames, [AW2] Sec. IV-A 4 x 80), reduces
-its frames to loss statistics (the forward and backward pass optionally XLA-compiled, on one replica),
-and the loss of the *global* batch is formed from the summed statistics
-(`objective`); Keras' optimizer sums the replicas' gradients. float16 uses
-loss scaling (`LossScaleOptimizer`), bfloat16 none.
+its frames to loss statistics (the forward and backward pass optionally
+XLA-compiled: whole on one replica, around the all-reduces on several, see
+`Trainer._split_gradients`), and the loss of the *global* batch is formed from the
+summed statistics (`objective`); Keras' optimizer sums the replicas' gradients.
+float16 uses loss scaling (`LossScaleOptimizer`), with a step applied only when
+every replica's gradients are finite (`distribution.spoil_unless_all_finite`);
+bfloat16 none. Replica r draws dropout masks from its own seeds
+(`distribution.replica_seeds`).
 
 Every `eval_every` steps (and at the end) the model is evaluated on the whole
 `eval_split` (every frame once); the best validation mean CCC is kept as its
@@ -24,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from affnet.evaluation import scoring
-from affnet.training import checkpointing, data, distribution, init, modeling, objective, schedules
+from affnet.training import checkpointing, data, distribution, init, modeling, objective, preflight, schedules
 from affnet.training import summaries
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
@@ -90,13 +94,7 @@ class Trainer:
         self.strategy = distribution.make_strategy(config.runtime.distribution)
         self.chief = distribution.is_chief(self.strategy)
         self.write_dir = distribution.write_dir(config.runtime.workdir, self.strategy)
-        replicas = self.strategy.num_replicas_in_sync
-        if config.runtime.jit_compile and replicas > 1:
-            # The RNN's TensorLists cannot cross an XLA boundary between the forward
-            # pass and its gradient, and the global loss needs a cross-replica
-            # all-reduce in between: XLA covers whole single-replica steps only.
-            raise ValueError(f"jit_compile=True supports one replica; the {config.runtime.distribution!r} "
-                             f"distribution has {replicas}")
+        preflight.check_replicas(config, self.strategy.num_replicas_in_sync)
         _prepare_workdir(config, self.chief)
         keras.utils.set_random_seed(config.optimisation.seed)
         with self.strategy.scope():
@@ -144,25 +142,36 @@ class Trainer:
     def _make_train_step(self):
         config, model, optimizer = self.config, self.model, self.optimizer
         couplings = objective.coupling_config(config, model)
+        replicas = self.strategy.num_replicas_in_sync
+        loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-        def gradients(features, labels):
-            with tf.GradientTape() as tape:
-                predictions = modeling.call(model, features, True, self.sequence)
-                stats = objective.statistics(config, labels, predictions, couplings)
-                loss, components = objective.loss_and_components(config, objective.global_sum(stats), couplings)
-                scaled = optimizer.scale_loss(loss)
+        def loss_terms(labels, predictions):
+            stats = objective.global_run_statistics(config, labels, predictions, couplings)
+            loss, components = objective.loss_and_components(config, stats, couplings)
             monitor = objective.monitor_statistics(labels, tf.nest.map_structure(tf.stop_gradient, predictions))
             terms = {f"loss_{name}": value for name, value in components.items()}
             if monitor is not None:
                 terms.update(objective.monitor_values(objective.global_sum(monitor)))
+            return loss, terms
+
+        def gradients(features, labels):
+            with tf.GradientTape() as tape:
+                predictions = modeling.call(model, features, True, self.sequence)
+                loss, terms = loss_terms(labels, predictions)
+                scaled = optimizer.scale_loss(loss)
             return loss, terms, tape.gradient(scaled, model.trainable_variables)
 
-        if config.runtime.jit_compile:
+        if config.runtime.jit_compile and replicas == 1:
             gradients = tf.function(gradients, jit_compile=True)
+        elif config.runtime.jit_compile:
+            gradients = self._split_gradients(loss_terms)
 
         def replica_step(features, labels):
             labels = {k: labels[k] for k in _NUMERIC_LABELS if k in labels}
-            loss, terms, grads = gradients(modeling.model_inputs(model, features), labels)
+            with distribution.replica_seeds(model):
+                loss, terms, grads = gradients(modeling.model_inputs(model, features), labels)
+            if loss_scaling:
+                grads = distribution.spoil_unless_all_finite(grads)
             optimizer.apply(grads, model.trainable_variables)
             return {"loss": loss, **terms}
 
@@ -176,6 +185,46 @@ class Trainer:
                     for name, value in values.items()}
 
         return train_step
+
+    def _split_gradients(self, loss_terms):
+        """`gradients` for XLA on several replicas: compiled pieces around the all-reduces.
+
+        An XLA cluster can hold neither the cross-replica all-reduce of the loss
+        statistics nor (for the RNN's TensorLists) a boundary between a forward pass and
+        its gradient. So a compiled forward gives the predictions; the global loss and its
+        gradient with respect to each frame's prediction follow uncompiled (small: the
+        statistics and their all-reduces); a compiled backward reruns the forward from the
+        same random state and back-propagates that per-frame gradient. The loss gradient of
+        a frame depends on the other replicas only through the global sums, so the
+        replicas' parameter gradients add up to the single-device gradient exactly; the
+        price is a second forward pass.
+        """
+        model, optimizer, sequence = self.model, self.optimizer, self.sequence
+
+        def forward(features):
+            return modeling.call(model, features, True, sequence)
+
+        def backward(features, seed):
+            with tf.GradientTape() as tape:
+                predictions = modeling.call(model, features, True, sequence)
+            return tape.gradient(predictions, model.trainable_variables, output_gradients=seed)
+
+        forward = tf.function(forward, jit_compile=True)
+        backward = tf.function(backward, jit_compile=True)
+
+        def gradients(features, labels):
+            state = distribution.snapshot(model.non_trainable_variables)
+            predictions = forward(features)
+            distribution.restore(model.non_trainable_variables, state)
+            with tf.GradientTape() as tape:
+                tape.watch(predictions)
+                loss, terms = loss_terms(labels, predictions)
+                scaled = optimizer.scale_loss(loss)
+            seed = tape.gradient(scaled, predictions, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            seed = tf.nest.map_structure(lambda g, p: tf.cast(g, p.dtype), seed, predictions)
+            return loss, terms, backward(features, seed)
+
+        return gradients
 
     def predict(self, features):
         return self._predict(modeling.model_inputs(self.model, features))

@@ -2,9 +2,10 @@
 
 The CCC of [AW2] eq. 2 is not a mean of per-frame terms: averaging per-replica
 CCCs is not the CCC of the batch. So each replica reduces its frames to
-sufficient statistics (`affnet.objectives.ccc.moment_sums`: centred per replica,
-additive over replicas), the statistics are summed over replicas, and every
-replica evaluates the same loss on the totals. The all-reduce is wrapped so its gradient reaches only the
+sufficient statistics (`affnet.objectives.ccc`: for the CCC, first sums
+all-reduced, then sums centred about the global means, additive over replicas),
+the statistics are summed over replicas, and every replica evaluates the same
+loss on the totals. The all-reduce is wrapped so its gradient reaches only the
 replica's own statistics (`global_sum`); the optimizer's cross-replica sum of
 gradients then gives exactly the single-device gradient. On one device the
 loss equals `affnet.objectives.losses.ccc_loss` / `sequence_ccc_loss` / `mse_loss` (the same
@@ -43,26 +44,50 @@ def global_sum(stats):
     return tf.nest.map_structure(lambda local, summed: local + tf.stop_gradient(summed - local), stats, total)
 
 
-def local_statistics(loss, labels, predictions):
-    """This replica's additive statistics for `loss` (one of `config.LOSSES`)."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+def _ccc_frames(loss, labels, predictions):
+    """(x, y, w), each (N, D): the values a CCC loss compares; None for other losses."""
+    if loss != "ccc" and not loss.startswith("sequence_ccc_"):
+        return None
     y_true = tf.cast(labels["va"], tf.float32)
     y_pred = tf.cast(predictions, tf.float32)
     weights = frame_weights(labels, y_true)
     y_true = tf.where(weights > 0, y_true, 0.0)
     depth = tf.shape(y_true)[-1]
-    if loss == "mse":
-        error = tf.where(weights > 0, y_pred - y_true, 0.0)
-        return tf.stack([tf.reduce_sum(weights * tf.square(error)), tf.reduce_sum(weights)])
     if loss == "ccc":
-        flat = [tf.reshape(t, [-1, depth]) for t in (y_true, y_pred, weights)]
-        return ccc.moment_sums(*flat)
+        return tuple(tf.reshape(t, [-1, depth]) for t in (y_true, y_pred, weights))
     # [MC] Sec. 3: one value per sequence, f = mean or median of its frames.
     reduce = loss.rsplit("_", 1)[-1]
     true_values, _ = losses.sequence_values(y_true, weights, reduce)
     pred_values, present = losses.sequence_values(y_pred, weights, reduce)
-    return ccc.moment_sums(true_values, pred_values, present)
+    return true_values, pred_values, present
+
+
+def local_statistics(loss, labels, predictions):
+    """This replica's additive statistics for `loss` (one of `config.LOSSES`)."""
+    if loss not in LOSSES or loss == "multitask":
+        raise ValueError(f"loss must be one of {[n for n in LOSSES if n != 'multitask']}, got {loss!r}")
+    frames = _ccc_frames(loss, labels, predictions)
+    if frames is not None:
+        return ccc.moment_sums(*frames)
+    y_true = tf.cast(labels["va"], tf.float32)
+    weights = frame_weights(labels, y_true)
+    error = tf.where(weights > 0, tf.cast(predictions, tf.float32) - y_true, 0.0)
+    return tf.stack([tf.reduce_sum(weights * tf.square(error)), tf.reduce_sum(weights)])
+
+
+def global_statistics(loss, labels, predictions):
+    """The statistics of `loss` over the global batch (every replica gets them).
+
+    CCC losses take two all-reduces: the first sums give the global means, then every
+    replica centres its frames about them (`ccc.sums_about`), so the variances carry no
+    error from the spread of the replicas' means; on one device this is
+    `local_statistics`.
+    """
+    frames = _ccc_frames(loss, labels, predictions)
+    if frames is None:
+        return global_sum(local_statistics(loss, labels, predictions))
+    totals = tf.stop_gradient(global_sum(ccc.first_sums(*frames)))
+    return ccc.with_square_rows(global_sum(ccc.sums_about(*frames, totals)))
 
 
 def loss_from_statistics(loss, stats):
@@ -74,7 +99,7 @@ def loss_from_statistics(loss, stats):
 
 def global_loss(loss, labels, predictions):
     """The loss of the whole global batch; call inside `strategy.run` (or plainly)."""
-    return loss_from_statistics(loss, global_sum(local_statistics(loss, labels, predictions)))
+    return loss_from_statistics(loss, global_statistics(loss, labels, predictions))
 
 
 def coupling_config(config, model):
@@ -99,6 +124,13 @@ def statistics(config, labels, predictions, coupling_setup=None):
     if coupling_setup is not None:
         return couplings.facebehaviornet_statistics(labels, predictions, coupling_setup)
     return multitask.multitask_statistics(labels, predictions)
+
+
+def global_run_statistics(config, labels, predictions, coupling_setup=None):
+    """`statistics` summed over all replicas (VA losses: `global_statistics`)."""
+    if config.optimisation.loss != "multitask":
+        return global_statistics(config.optimisation.loss, labels, predictions)
+    return global_sum(statistics(config, labels, predictions, coupling_setup))
 
 
 def loss_and_components(config, stats, coupling_setup=None):

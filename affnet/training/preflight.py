@@ -56,8 +56,39 @@ def check_sources(config: config_lib.TrainConfig):
             config_lib.load(source)
 
 
-def check(config: config_lib.TrainConfig):
-    """Raise on the first problem of `config`; touches nothing on disk."""
+def replica_count(distribution: str):
+    """The replicas `distribution.make_strategy(distribution)` will have on this machine,
+    without building the strategy; None for "multi_worker", whose strategy must be created
+    before TensorFlow lists any device (the Trainer checks it then)."""
+    if distribution == "default":
+        return 1
+    if distribution == "multi_worker":
+        return None
+    import tensorflow as tf  # Deferred: the other checks need no TensorFlow.
+
+    return len(tf.config.list_logical_devices("GPU")) or len(tf.config.list_logical_devices("CPU"))
+
+
+def check_replicas(config: config_lib.TrainConfig, replicas: int):
+    """Every global batch (`--batch_size`, each `--task_batch_sizes` entry) divides by the replicas."""
+    batches = [(f"--task_batch_sizes {task}", size) for task, size in config.multitask.task_batch_sizes]
+    batches = batches or [("--batch_size", config.data.batch_size)]
+    for flag, size in batches:
+        if size % replicas:
+            lower, upper = size // replicas * replicas, (size // replicas + 1) * replicas
+            sizes = [n for n in (lower, upper) if n > 0]
+            raise ValueError(f"{flag}={size} is the global batch and does not divide over the {replicas} replicas of "
+                             f"--distribution={config.runtime.distribution}: pass "
+                             f"{' or '.join(str(n) for n in sizes)} "
+                             f"({' or '.join(str(n // replicas) for n in sizes)} per replica)")
+
+
+def check(config: config_lib.TrainConfig, replicas=None):
+    """Raise on the first problem of `config`; touches nothing on disk. `replicas`
+    defaults to what `--distribution` gives on this machine (`replica_count`)."""
+    replicas = replica_count(config.runtime.distribution) if replicas is None else replicas
+    if replicas is not None:
+        check_replicas(config, replicas)
     check_model(config)
     check_coupling_options(config)
     check_sources(config)

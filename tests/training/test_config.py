@@ -175,3 +175,16 @@ def test_preflight_checks_model_options_sources_and_data(tmp_path):
         assert message in str(error.value), (changes, str(error.value))
     assert not os.path.exists(tmp_path / "w")
     assert "dm_form" in preflight.coupling_option_names() and "table" not in preflight.coupling_option_names()
+
+
+def test_preflight_names_a_global_batch_that_does_not_divide_over_the_replicas():
+    config = TrainConfig.from_flat(model="affwildnet_vggface", data="unused", batch_size=4, distribution="mirrored")
+    preflight.check_replicas(config, 2)
+    preflight.check_replicas(config, 4)
+    with pytest.raises(ValueError, match=r"--batch_size=4 is the global batch and does not divide over the 3 "
+                                         r"replicas of --distribution=mirrored: pass 3 or 6 \(1 or 2 per replica\)"):
+        preflight.check_replicas(config, 3)
+    with pytest.raises(ValueError, match=r"pass 8 \(1 per replica\)"):
+        preflight.check_replicas(config, 8)
+    assert preflight.replica_count("default") == 1
+    assert preflight.replica_count("multi_worker") is None  # its strategy comes first; the Trainer checks
