@@ -1,7 +1,7 @@
 """Predict per-frame affect of videos, images, folders, globs or a live stream with an export.
 
   python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
-      [--output_format csv|parquet] [--landmarks] [--annotated_video] [--postprocess auto|none]
+      [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--postprocess auto|none]
       [--batch_size 8] [--precision float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
       [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
@@ -32,7 +32,9 @@ _INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursi
                                    "or stream URL; repeat for more.", required=True)
 _MODEL = flags.DEFINE_string("model", None, "Export directory of launch/export.py.", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.", required=True)
-_FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet"), "Per-input table format.")
+_FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet", "abaw"), "Per-input table format; abaw: "
+                            "<input>.txt in the Aff-Wild2 challenge layout (valence,arousal per source frame, -5 "
+                            "without a face).")
 _LANDMARKS = flags.DEFINE_bool("landmarks", False, "Add the 68 landmarks in frame pixels (x_0..x_67, y_0..y_67).")
 _ANNOTATED = flags.DEFINE_bool("annotated_video", False, "Write <input>_annotated.mp4: boxes, ids, VA gauge.")
 _PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per input.")

@@ -25,7 +25,7 @@ import numpy as np
 
 from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
-from affnet.predict import outputs, runtime, sources, windows
+from affnet.predict import outputs, runtime, sources, statistics, windows
 from data_pipeline import audio, background, decode, preprocess, progress
 
 POSTPROCESS = ("auto", "none")
@@ -212,8 +212,7 @@ class Predictor:
     def run(self, inputs: Sequence[str], output_dir: str, output_format: str = "csv", plots: bool = True,
             annotated_video: bool = False) -> dict:
         """Write one table per input into `output_dir` (plus plots, annotated videos) and summary.json."""
-        if output_format not in outputs.OUTPUT_FORMATS:
-            raise ValueError(f"output_format must be one of {outputs.OUTPUT_FORMATS}, got {output_format!r}")
+        outputs.check_format(output_format, self.columns)
         found = sources.expand(inputs)
         os.makedirs(output_dir, exist_ok=True)
         start = time.perf_counter()
@@ -227,8 +226,9 @@ class Predictor:
                 continue
             base = os.path.join(output_dir, source.name)
             os.makedirs(os.path.dirname(base), exist_ok=True)
-            entry.update(status="ok", table=f"{base}.{output_format}", **stats)
+            entry.update(status="ok", table=f"{base}.{outputs.EXTENSIONS[output_format]}", **stats)
             outputs.write_table(table, entry["table"], output_format)
+            entry["statistics"] = statistics.compute(table, self.columns)
             if plots and "valence_arousal" in self.columns:
                 entry["plot"], entry["histogram"] = f"{base}_va.png", f"{base}_va_hist.png"
                 outputs.plot(table, entry["plot"], entry["histogram"], title=source.name)
@@ -249,4 +249,5 @@ class Predictor:
                               "seconds": round(seconds, 3),
                               "frames_per_second": round(frames / seconds, 2) if seconds > 0 else 0.0}}
         outputs.write_summary(summary, os.path.join(output_dir, "summary.json"))
+        statistics.write_index(entries, os.path.join(output_dir, "index.csv"))
         return summary
