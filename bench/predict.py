@@ -1,5 +1,6 @@
-"""Predict throughput: model-only and end-to-end (decode -> CSV) frames/s, float32 vs bfloat16,
-against today's one-window-per-call path, in one run. Prints one JSON object.
+"""Predict throughput: model-only and end-to-end (decode -> CSV) frames/s, float32 vs the default
+--precision=auto (bfloat16 on CPUs with AMX / AVX512-BF16, `runtime.choose_precision`), against the
+one-window-per-call path, in one run. Prints one JSON object.
 
   python bench/predict.py [--model affwildnet_vggface] [--frames 160] [--repeats 2] [--batch_size 8]
 
@@ -11,7 +12,7 @@ precision runs in its own process (the bfloat16 rewrite is process-wide):
   end_to_end   `affnet.Predictor.run` on a 640x360 video of a real photo
                (scikit-image's astronaut, moving), decode -> CSV, and the
                pre-issue-12 path: `process_video` then one window per call
-`bf16_vs_f32`: max |valence/arousal difference| on the same model-only inputs
+`auto_vs_f32`: max |valence/arousal difference| on the same model-only inputs
 and on the video's frames (random weights: the outputs are small, so the
 fp32 output scale is reported beside it). Keep runs short: the machine is shared.
 """
@@ -93,6 +94,7 @@ def worker(args) -> dict:
 
     from affnet.predict import predictor, runtime
 
+    os.environ.pop(runtime.AUTO_PRECISION_ENV, None)  # auto as this machine's users get it.
     serve, info = runtime.load(args.export, args.precision)
     rng = np.random.default_rng(0)
     model_only = {}
@@ -113,7 +115,8 @@ def worker(args) -> dict:
     out_dir = os.path.join(args.scratch, f"out_{args.precision}")
     summary = runner.run([args.video], out_dir, plots=False)
     entry = summary["inputs"][0]
-    result = {"precision": args.precision, "model_only": model_only,
+    result = {"precision": args.precision, "used": serve.precision, "why": serve.precision_reason,
+              "model_only": model_only,
               "end_to_end": {"frames": entry["frames"], "seconds": entry["seconds"],
                              "frames_per_second": entry["frames_per_second"],
                              "model_seconds": entry["model_seconds"], "table": entry["table"]}}
@@ -132,7 +135,7 @@ def main():
     parser.add_argument("--frames", type=int, default=160, help="video length (30 fps, 640x360)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--worker", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("float32", "auto"), help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
@@ -148,16 +151,16 @@ def main():
     export_dir = make_export(args.model, os.path.join(scratch, "export"))
     video = make_video(os.path.join(scratch, "clip_640x360.mp4"), args.frames)
     runs = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in ("float32", "auto"):
         command = [sys.executable, os.path.abspath(__file__), f"--worker={precision}", f"--export={export_dir}",
                    f"--video={video}", f"--scratch={scratch}", f"--repeats={args.repeats}",
                    f"--batch_size={args.batch_size}"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         runs[precision] = json.loads(done.stdout.strip().splitlines()[-1])
-    f32, bf16 = runs["float32"], runs["bfloat16"]
+    f32, bf16 = runs["float32"], runs["auto"]
     batched = f"{args.batch_size}x80"
     model_f32 = np.load(os.path.join(scratch, f"model_float32_{args.batch_size}.npy"))
-    model_bf16 = np.load(os.path.join(scratch, f"model_bfloat16_{args.batch_size}.npy"))
+    model_bf16 = np.load(os.path.join(scratch, f"model_auto_{args.batch_size}.npy"))
     table_f32 = pd.read_csv(f32["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     table_bf16 = pd.read_csv(bf16["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     shutil.rmtree(scratch)  # The full-size export (~140 MB) and tables.
@@ -165,18 +168,18 @@ def main():
     print(json.dumps({
         "model": args.model, "video": "640x360, 30 fps", "frames": args.frames, "batch_size": args.batch_size,
         "machine": machine.describe(),
-        "float32": f32, "bfloat16": bf16,
+        "float32": f32, "auto": bf16,
         "speedup_model_only": {
             f"float32_{batched}_vs_1x80": round(f32["model_only"][batched]["frames_per_second"] / baseline, 2),
-            f"bfloat16_{batched}_vs_float32_1x80": round(bf16["model_only"][batched]["frames_per_second"]
+            f"auto_{batched}_vs_float32_1x80": round(bf16["model_only"][batched]["frames_per_second"]
                                                          / baseline, 2),
-            f"bfloat16_{batched}_vs_float32_{batched}": round(bf16["model_only"][batched]["frames_per_second"]
+            f"auto_{batched}_vs_float32_{batched}": round(bf16["model_only"][batched]["frames_per_second"]
                                                               / f32["model_only"][batched]["frames_per_second"],
                                                               2)},
         "speedup_end_to_end_vs_todays_path": {
             p: round(runs[p]["end_to_end"]["frames_per_second"]
                      / f32["end_to_end_todays_path"]["frames_per_second"], 2) for p in runs},
-        "bf16_vs_f32": {
+        "auto_vs_f32": {
             "model_only_max_abs_va_difference": float(np.max(np.abs(model_bf16 - model_f32))),
             "model_only_f32_max_abs_va": float(np.max(np.abs(model_f32))),
             "video_max_abs_va_difference": float(np.nanmax(np.abs(table_bf16 - table_f32))),

@@ -2,7 +2,7 @@
 
   python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
       [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--postprocess auto|none]
-      [--batch_size 8] [--precision float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
+      [--batch_size 8] [--precision auto|float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
       [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
 Writes DIR/<input>.csv (or .parquet) per input (columns: README, "Predict
@@ -41,8 +41,9 @@ _PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per i
 _POSTPROCESS = flags.DEFINE_enum("postprocess", "auto", ("auto", "none"),
                                  "auto: the median filter export.json carries (chosen on validation).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per model call (all faces and chunks together).")
-_PRECISION = flags.DEFINE_enum("precision", "float32", ("float32", "bfloat16"),
-                               "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX).")
+_PRECISION = flags.DEFINE_enum("precision", "auto", ("auto", "float32", "bfloat16"),
+                               "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX); "
+                               "auto: bfloat16 where the CPU has them (SavedModel), else float32.")
 _BACKEND = flags.DEFINE_enum("backend", "auto", ("auto", "saved_model", "onnx", "tflite"),
                              "Model format; auto takes what the export holds (SavedModel first).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json).")
@@ -71,6 +72,7 @@ def main(argv):
             backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
             detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
             max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
+        print(f"precision: {runner.runtime.precision} ({runner.runtime.precision_reason})", file=sys.stderr)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value)
     except (ValueError, FileNotFoundError, decode.DecodeError) as error:

@@ -39,7 +39,7 @@ class PredictOptions:
 
     seq_len: int = 0
     batch_size: int = 8
-    precision: str = "float32"
+    precision: str = "auto"  # runtime.choose_precision: bfloat16 on CPUs with AMX / AVX512-BF16.
     backend: str = "auto"
     postprocess: str = "auto"
     track: str = "largest"
@@ -242,6 +242,7 @@ class Predictor:
         summary = {"model": self.info.directory, "export_model": self.info.model, "seq_len": self.seq_len,
                    "options": dataclasses.asdict(self.options),
                    "median_windows": list(self.median_windows) if self.median_windows else None,
+                   "precision": {"used": self.runtime.precision, "why": self.runtime.precision_reason},
                    "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
                    "inputs": entries,
                    "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),

@@ -2,13 +2,18 @@
 by the Aff-Wild2 adapter's own parser."""
 
 import csv
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from affnet.predict import outputs, statistics
+from affnet.predict import outputs, runtime, statistics
 from data_pipeline.adapters import affwild2
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLUMNS = outputs.prediction_columns(("valence_arousal", "expression_probabilities", "au_probabilities"),
                                      ("neutral", "happiness", "sadness"), ("AU1", "AU12"))
 
@@ -108,12 +113,19 @@ def test_abaw_writer_clips_and_marks_missing(tmp_path):
     np.testing.assert_allclose(labels.arousal, [-0.5, np.nan, -1.0])
 
 
-def test_predict_run_writes_statistics_index_and_abaw(exports, media, tmp_path):
-    import affnet
-
-    predictor = affnet.Predictor(exports["va"], progress=False, fps=0)
-    summary = predictor.run([str(media / "sub" / "talk.mp4"), str(media / "empty.mp4")], str(tmp_path), "abaw",
-                            plots=False)
+def test_predict_cli_writes_statistics_index_and_abaw_at_auto_precision(exports, media, tmp_path, monkeypatch):
+    """The CLI as a user runs it: --precision left at auto (not pinned), --output_format=abaw, --fps=0."""
+    monkeypatch.delenv(runtime.AUTO_PRECISION_ENV, raising=False)
+    env = dict(os.environ)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", "predict.py"),
+                           f"--input={media / 'sub' / 'talk.mp4'}", f"--input={media / 'empty.mp4'}",
+                           f"--model={exports['va']}", f"--output={tmp_path}", "--output_format=abaw", "--fps=0",
+                           "--noplots"], capture_output=True, text=True, env=dict(env, PYTHONPATH=ROOT), timeout=600)
+    assert done.returncode == 0, done.stderr
+    used, why = runtime.choose_precision("auto", "saved_model", runtime.cpu_flags())
+    assert f"precision: {used} ({why})" in done.stderr.splitlines()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["precision"] == {"used": used, "why": why} and summary["options"]["precision"] == "auto"
     talk, empty = summary["inputs"]
     assert talk["table"] == str(tmp_path / "talk.txt")
     labels = affwild2.read_va(talk["table"])  # 12 source frames at --fps=0, one line each.
@@ -123,3 +135,19 @@ def test_predict_run_writes_statistics_index_and_abaw(exports, media, tmp_path):
     assert np.isnan(affwild2.read_va(empty["table"]).valence).all() and empty["statistics"]["face_share"] == 0.0
     with open(tmp_path / "index.csv") as f:
         assert [r["input"] for r in csv.DictReader(f)] == [talk["input"], empty["input"]]
+
+
+def test_auto_precision_follows_the_cpu_flags(monkeypatch):
+    monkeypatch.delenv(runtime.AUTO_PRECISION_ENV, raising=False)
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512_bf16"}))[0] == "bfloat16"
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"amx_bf16", "amx_tile"}))[0] == "bfloat16"
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512f"}))[0] == "float32"
+    assert runtime.choose_precision("auto", "onnx", frozenset({"avx512_bf16"}))[0] == "float32"
+    assert runtime.choose_precision("float32", "saved_model", frozenset({"avx512_bf16"})) == ("float32", "requested")
+    monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "float32")
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx512_bf16"}))[0] == "float32"
+    cpuinfo = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 sse\n"
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")  # A file without a flags line.
+    assert runtime.cpu_flags(path) == frozenset() and runtime.cpu_flags("/nonexistent") == frozenset()
+    monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO(cpuinfo))
+    assert "avx512_bf16" in runtime.cpu_flags()
