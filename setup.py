@@ -46,8 +46,10 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
-    # BlazeFace weights (data_pipeline/weights/README.md says why they are copied).
-    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"]},
+    # BlazeFace weights (data_pipeline/weights/README.md says why they are copied); the script and style
+    # that predict's --report pages inline.
+    package_data={"data_pipeline": ["weights/*.tflite", "weights/README.md"],
+                  "affnet": ["predict/report_assets/*.js", "predict/report_assets/*.css"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

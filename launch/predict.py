@@ -1,7 +1,7 @@
 """Predict per-frame affect of videos, images, folders, globs or a live stream with an export.
 
   python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
-      [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--postprocess auto|none]
+      [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--report] [--postprocess auto|none]
       [--batch_size 8] [--precision auto|float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
       [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
@@ -37,6 +37,8 @@ _FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet", "abaw"), 
                             "without a face).")
 _LANDMARKS = flags.DEFINE_bool("landmarks", False, "Add the 68 landmarks in frame pixels (x_0..x_67, y_0..y_67).")
 _ANNOTATED = flags.DEFINE_bool("annotated_video", False, "Write <input>_annotated.mp4: boxes, ids, VA gauge.")
+_REPORT = flags.DEFINE_bool("report", False, "Write <input>.html per input (video beside its traces, offline) "
+                            "and index.html linking every input with its statistics.")
 _PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per input.")
 _POSTPROCESS = flags.DEFINE_enum("postprocess", "auto", ("auto", "none"),
                                  "auto: the median filter export.json carries (chosen on validation).")
@@ -71,7 +73,7 @@ def main(argv):
             _MODEL.value, seq_len=_SEQ_LEN.value, batch_size=_BATCH.value, precision=_PRECISION.value,
             backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
             detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
-            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value)
+            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value, report=_REPORT.value)
         print(f"precision: {runner.runtime.precision} ({runner.runtime.precision_reason})", file=sys.stderr)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value)

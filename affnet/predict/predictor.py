@@ -25,7 +25,7 @@ import numpy as np
 
 from affnet.evaluation import smoothing
 from affnet.predict import faces as faces_lib
-from affnet.predict import outputs, runtime, sources, statistics, windows
+from affnet.predict import outputs, report, runtime, sources, statistics, windows
 from data_pipeline import audio, background, decode, preprocess, progress
 
 POSTPROCESS = ("auto", "none")
@@ -52,6 +52,7 @@ class PredictOptions:
     max_frames: Optional[int] = None
     progress: bool = True
     chunk_frames: int = CHUNK_FRAMES
+    report: bool = False  # run(): OUT/<name>.html per input and OUT/index.html (`report`).
 
     def __post_init__(self):
         if int(self.seq_len) != self.seq_len or self.seq_len < 0:
@@ -236,6 +237,11 @@ class Predictor:
                 entry["annotated_video"] = f"{base}_annotated.mp4"
                 again = sources.frames(source, self.options.fps, self.options.max_frames)
                 outputs.write_annotated_video(again, table, entry["annotated_video"], self.options.fps)
+            if self.options.report:
+                video = entry.get("annotated_video") or (None if source.live or source.is_image else source.location)
+                entry["report"] = report.write_page(f"{base}.html", table, self.columns, source.name,
+                                                    self.options.fps, video, entry["statistics"],
+                                                    os.path.join(output_dir, "index.html"))
             entries.append(entry)
         seconds = time.perf_counter() - start
         frames = sum(e.get("frames", 0) for e in entries)
@@ -251,4 +257,6 @@ class Predictor:
                               "frames_per_second": round(frames / seconds, 2) if seconds > 0 else 0.0}}
         outputs.write_summary(summary, os.path.join(output_dir, "summary.json"))
         statistics.write_index(entries, os.path.join(output_dir, "index.csv"))
+        if self.options.report:
+            report.write_index(os.path.join(output_dir, "index.html"), entries)
         return summary
