@@ -44,8 +44,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.training.evaluate import evaluate_run
 
+    # User errors: _cli prints one line, exit 2.
     evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _MEDIAN_FILTER.value, _OUTPUT.value,
-                 skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value, write_predictions=_WRITE_PREDICTIONS.value)  # User errors: _cli prints one line, exit 2.
+                 skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value, write_predictions=_WRITE_PREDICTIONS.value)
 
 
 def run():

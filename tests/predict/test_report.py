@@ -5,13 +5,14 @@ charts and the face selector, and a click on a chart seeks the video."""
 import json
 import os
 
-import numpy as np
 import pytest
 
 import browser
 from data_pipeline import decode, face_scenes
 
-pytestmark = pytest.mark.skipif(browser.executable() is None, reason="chromium is not installed (make test installs it)")
+pytestmark = [pytest.mark.slow,  # A multi-task predict run with an annotated video, then the browser.
+              pytest.mark.skipif(browser.executable() is None,
+                                 reason="chromium is not installed (make test installs it)")]
 
 
 @pytest.fixture(scope="module")
