@@ -8,7 +8,9 @@
 Writes DIR/<input>.csv (or .parquet) per input (columns: README, "Predict
 output"), DIR/<input>_va.png and _va_hist.png (valence/arousal over time per
 face, 2-D histogram; exports with valence/arousal), DIR/<input>_annotated.mp4
-with --annotated_video, and DIR/summary.json for the run. --input=0 reads
+with --annotated_video, DIR/<input>.html and DIR/index.html with --report (offline
+pages: the video beside its traces), DIR/summary.json (with per-input statistics)
+and DIR/index.csv (the statistics, a row per input and face) for the run. --input=0 reads
 camera 0, --input=rtsp://... a stream (stop with --max_frames or Ctrl-C).
 User mistakes print one line on stderr and exit 2.
 """
