@@ -241,7 +241,8 @@ class Trainer:
         if config.data.skip_corrupt_shards:
             summaries.scalars(self.train_writer, step, {"skipped_corrupt_shards": len(skipped)})
         if step == 0 and self.chief:
-            summaries.input_grid(self.train_writer, step, self.train_dataset_fn(tf.distribute.InputContext()))
+            with data.naming_bad_shards(config, config.data.train_split):
+                summaries.input_grid(self.train_writer, step, self.train_dataset_fn(tf.distribute.InputContext()))
         while step < config.optimisation.train_steps:
             with data.naming_bad_shards(config, config.data.train_split):
                 losses.append(self._train_step(iterator))
