@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean-demo
+.PHONY: demo test test-fast bench clean-demo chromium
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(PY) launch/demo.py --workdir=runs/demo
 
-test: $(STAMP)
+# The report tests drive headless Chromium (Debian's package; installed here when missing, as root).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
+		echo "chromium could not be installed: the browser tests will be skipped"
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -n 2 --durations=15 tests
 
 # Everything but the tests marked slow.

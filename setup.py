@@ -52,9 +52,11 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["affnet", "affnet.*", "data_pipeline", "data_pipeline.*", "launch"]),
-    # BlazeFace weights (data_pipeline/faces/weights/README.md says why they are copied).
-    # The paper configurations (`affnet/configs/*.flags`), so an installed wheel runs them by name.
-    package_data={"data_pipeline.faces": ["weights/*.tflite", "weights/README.md"], "affnet": ["configs/*.flags"]},
+    # BlazeFace weights (data_pipeline/faces/weights/README.md says why they are copied); the paper
+    # configurations (`affnet/configs/*.flags`), so an installed wheel runs them by name; the script and
+    # style that predict's --report pages inline.
+    package_data={"data_pipeline.faces": ["weights/*.tflite", "weights/README.md"],
+                  "affnet": ["configs/*.flags", "predict/report_assets/*.js", "predict/report_assets/*.css"]},
     install_requires=_REQUIRES,
     extras_require={
         # The CPU wheel is the default because most users of the reference

@@ -1,8 +1,9 @@
-"""Predict throughput: model-only and end-to-end (decode -> CSV) frames/s, float32 vs bfloat16,
-against today's one-window-per-call path, in one run. Prints one JSON object.
+"""Predict throughput: model-only and end-to-end (decode -> CSV) frames/s, float32 vs the default
+--precision=auto (bfloat16 on CPUs with AMX / AVX512-BF16, `runtime.choose_precision`), against the
+one-window-per-call path, in one run. Prints one JSON object.
 
   python bench/predict.py [--model affwildnet_vggface] [--frames 160] [--repeats 2] [--batch_size 8]
-      [--precisions float32,bfloat16] [--one_process_front_end]
+      [--precisions float32,auto] [--one_process_front_end]
 
 A full-size registry model (random weights) is exported through the same
 `ServingModule` as launch/export.py, with an export.json (seq_len 80). Each
@@ -15,7 +16,7 @@ precision runs in its own process (the bfloat16 rewrite is process-wide):
                  (float32 only); with --one_process_front_end also the same
                  run with the face front-end in predict's producer thread
                  instead of time chunks over processes (`chunks.stream`)
-`bf16_vs_f32`: max |valence/arousal difference| on the same model-only inputs
+`auto_vs_f32`: max |valence/arousal difference| on the same model-only inputs
 and on the video's frames (random weights: the outputs are small, so the
 fp32 output scale is reported beside it). Keep runs short: the machine is shared.
 """
@@ -100,6 +101,7 @@ def worker(args) -> dict:
 
     from affnet.predict import predictor, runtime
 
+    os.environ.pop(runtime.AUTO_PRECISION_ENV, None)  # auto as this machine's users get it.
     serve, info = runtime.load(args.export, args.precision)
     rng = np.random.default_rng(0)
     model_only = {}
@@ -126,7 +128,8 @@ def worker(args) -> dict:
                 "frames_per_second": entry["frames_per_second"], "model_seconds": entry["model_seconds"],
                 "table": entry["table"], "cpu_seconds": round(sum(os.times()[:4]) - cpu, 1)}
 
-    result = {"precision": args.precision, "model_only": model_only, "end_to_end": end_to_end("out")}
+    result = {"precision": args.precision, "used": serve.precision, "why": serve.precision_reason,
+              "model_only": model_only, "end_to_end": end_to_end("out")}
     if args.one_process_front_end:  # The front-end unsplit, in predict's producer thread.
         runner.options = dataclasses.replace(runner.options, workers=1)
         result["end_to_end_one_process_front_end"] = end_to_end("one_process")
@@ -145,11 +148,11 @@ def main():
     parser.add_argument("--frames", type=int, default=160, help="video length (30 fps, 640x360)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--precisions", default="float32,bfloat16", help="comma-separated; float32 adds the "
+    parser.add_argument("--precisions", default="float32,auto", help="comma-separated; float32 adds the "
                         "pre-issue-12 path")
     parser.add_argument("--one_process_front_end", action="store_true",
                         help="also run end to end with the face front-end in one thread (no time chunks)")
-    parser.add_argument("--worker", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("float32", "bfloat16", "auto"), help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
@@ -171,15 +174,15 @@ def main():
                    f"--batch_size={args.batch_size}"] + (["--one_process_front_end"] * args.one_process_front_end)
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         runs[precision] = json.loads(done.stdout.strip().splitlines()[-1])
-    if set(runs) != {"float32", "bfloat16"}:  # One precision: its figures only.
+    if set(runs) != {"float32", "auto"}:  # One precision: its figures only.
         shutil.rmtree(scratch)
         print(json.dumps({"model": args.model, "video": "640x360, 30 fps", "frames": args.frames,
                           "batch_size": args.batch_size, "machine": machine.describe(), **runs}, indent=1))
         return
-    f32, bf16 = runs["float32"], runs["bfloat16"]
+    f32, bf16 = runs["float32"], runs["auto"]
     batched = f"{args.batch_size}x80"
     model_f32 = np.load(os.path.join(scratch, f"model_float32_{args.batch_size}.npy"))
-    model_bf16 = np.load(os.path.join(scratch, f"model_bfloat16_{args.batch_size}.npy"))
+    model_bf16 = np.load(os.path.join(scratch, f"model_auto_{args.batch_size}.npy"))
     table_f32 = pd.read_csv(f32["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     table_bf16 = pd.read_csv(bf16["end_to_end"]["table"])[["valence", "arousal"]].to_numpy()
     shutil.rmtree(scratch)  # The full-size export (~140 MB) and tables.
@@ -187,18 +190,18 @@ def main():
     print(json.dumps({
         "model": args.model, "video": "640x360, 30 fps", "frames": args.frames, "batch_size": args.batch_size,
         "machine": machine.describe(),
-        "float32": f32, "bfloat16": bf16,
+        "float32": f32, "auto": bf16,
         "speedup_model_only": {
             f"float32_{batched}_vs_1x80": round(f32["model_only"][batched]["frames_per_second"] / baseline, 2),
-            f"bfloat16_{batched}_vs_float32_1x80": round(bf16["model_only"][batched]["frames_per_second"]
+            f"auto_{batched}_vs_float32_1x80": round(bf16["model_only"][batched]["frames_per_second"]
                                                          / baseline, 2),
-            f"bfloat16_{batched}_vs_float32_{batched}": round(bf16["model_only"][batched]["frames_per_second"]
+            f"auto_{batched}_vs_float32_{batched}": round(bf16["model_only"][batched]["frames_per_second"]
                                                               / f32["model_only"][batched]["frames_per_second"],
                                                               2)},
         "speedup_end_to_end_vs_todays_path": {
             p: round(runs[p]["end_to_end"]["frames_per_second"]
                      / f32["end_to_end_todays_path"]["frames_per_second"], 2) for p in runs},
-        "bf16_vs_f32": {
+        "auto_vs_f32": {
             "model_only_max_abs_va_difference": float(np.max(np.abs(model_bf16 - model_f32))),
             "model_only_f32_max_abs_va": float(np.max(np.abs(model_f32))),
             "video_max_abs_va_difference": float(np.nanmax(np.abs(table_bf16 - table_f32))),

@@ -4,7 +4,8 @@
 before it loads; `--help` (and --helpfull/--helpshort) prints and exits 0
 (absl exits 1); a bad flag value, an unknown flag, a missing required flag,
 `app.UsageError` and the user errors of `data_pipeline.base.cli.USER_ERRORS` print
-one line `error: ...` on stderr and exit 2, without a traceback.
+one line `error: ...` on stderr and exit 2, without a traceback. TensorFlow's and
+absl's INFO lines show only with `--verbosity=0` (or TF_CPP_MIN_LOG_LEVEL=0).
 """
 
 import sys
@@ -47,6 +48,7 @@ def run(main: Callable, argv: Optional[Sequence[str]] = None,
     caught = cli.USER_ERRORS + (app.UsageError,) + tuple(user_errors)
 
     def guarded(args):
+        cli.quiet_python_logging(flags.FLAGS["verbosity"].present)  # absl's app.run has just turned INFO on.
         cli.import_tensorflow_quietly()  # After flag parsing: `--help` never loads TensorFlow.
         try:
             return main(args)

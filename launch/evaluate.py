@@ -10,6 +10,8 @@ worst and best videos, all beside the JSON (`affnet.training.evaluate`).
   python launch/evaluate.py --workdir=runs/affwild2 --split=validation
       # -> runs/affwild2/eval_validation.json, predictions_validation{,_raw}.npz
       #    (the validation CCC that weights decision-level fusion)
+  python launch/evaluate.py --workdir=runs/affwild2 --split=test --write_predictions=submission/
+      # -> submission/<video>.txt per test video, the ABAW valence-arousal layout
 """
 
 import os
@@ -30,6 +32,9 @@ _MEDIAN_FILTER = flags.DEFINE_bool("median_filter", True, "[MC] post-processing 
                                    "utterance smoothing at the utterance level), chosen on the run's eval_split.")
 _SKIP_CORRUPT_SHARDS = flags.DEFINE_bool("skip_corrupt_shards", False, "Leave out corrupt, truncated or foreign "
                                          "shards (logged with a count) instead of stopping at the first.")
+_WRITE_PREDICTIONS = flags.DEFINE_string("write_predictions", "", "Directory: one <video>.txt per video of the "
+                                         "split in the Aff-Wild2 challenge layout (valence,arousal per frame, "
+                                         "-5 where no face), after the chosen median filter.")
 _OUTPUT = flags.DEFINE_string("output", "", "Result JSON path; the prediction files go beside it. Default "
                               "<workdir>/eval.json for --split=test, else <workdir>/eval_<split>.json.")
 
@@ -39,8 +44,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     from affnet.training.evaluate import evaluate_run
 
+    # User errors: _cli prints one line, exit 2.
     evaluate_run(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value, _MEDIAN_FILTER.value, _OUTPUT.value,
-                 skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value)  # User errors: _cli prints one line, exit 2.
+                 skip_corrupt_shards=_SKIP_CORRUPT_SHARDS.value, write_predictions=_WRITE_PREDICTIONS.value)
 
 
 def run():

@@ -21,7 +21,7 @@ _paths.ensure_importable()
 import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir (export a training run).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "A .weights.h5 (with --model) or .keras file to export instead "
@@ -58,8 +58,6 @@ def _export():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    # tf2onnx and the TFLite converter log every graph pass at INFO.
-    logging.set_verbosity(logging.WARNING)
     try:
         info = _export()
     except (ValueError, FileNotFoundError) as error:

@@ -1,14 +1,16 @@
 """Predict per-frame affect of videos, images, folders, globs or a live stream with an export.
 
   python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
-      [--output_format csv|parquet] [--landmarks] [--annotated_video] [--postprocess auto|none]
-      [--batch_size 8] [--precision float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
+      [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--report] [--postprocess auto|none]
+      [--batch_size 8] [--precision auto|float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
       [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
 Writes DIR/<input>.csv (or .parquet) per input (columns: README, "Predict
 output"), DIR/<input>_va.png and _va_hist.png (valence/arousal over time per
 face, 2-D histogram; exports with valence/arousal), DIR/<input>_annotated.mp4
-with --annotated_video, and DIR/summary.json for the run. --input=0 reads
+with --annotated_video, DIR/<input>.html and DIR/index.html with --report (offline
+pages: the video beside its traces), DIR/summary.json (with per-input statistics)
+and DIR/index.csv (the statistics, a row per input and face) for the run. --input=0 reads
 camera 0, --input=rtsp://... a stream (stop with --max_frames or Ctrl-C).
 Re-running the same command resumes: inputs finished with the same model and
 options are skipped (DIR/<input>.done.json, written last, marks them), partial
@@ -35,15 +37,20 @@ _INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursi
                                    "or stream URL; repeat for more.", required=True)
 _MODEL = flags.DEFINE_string("model", None, "Export directory of launch/export.py.", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory.", required=True)
-_FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet"), "Per-input table format.")
+_FORMAT = flags.DEFINE_enum("output_format", "csv", ("csv", "parquet", "abaw"), "Per-input table format; abaw: "
+                            "<input>.txt in the Aff-Wild2 challenge layout (valence,arousal per source frame, -5 "
+                            "without a face).")
 _LANDMARKS = flags.DEFINE_bool("landmarks", False, "Add the 68 landmarks in frame pixels (x_0..x_67, y_0..y_67).")
 _ANNOTATED = flags.DEFINE_bool("annotated_video", False, "Write <input>_annotated.mp4: boxes, ids, VA gauge.")
+_REPORT = flags.DEFINE_bool("report", False, "Write <input>.html per input (video beside its traces, offline) "
+                            "and index.html linking every input with its statistics.")
 _PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per input.")
 _POSTPROCESS = flags.DEFINE_enum("postprocess", "auto", ("auto", "none"),
                                  "auto: the median filter export.json carries (chosen on validation).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per model call (all faces and chunks together).")
-_PRECISION = flags.DEFINE_enum("precision", "float32", ("float32", "bfloat16"),
-                               "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX).")
+_PRECISION = flags.DEFINE_enum("precision", "auto", ("auto", "float32", "bfloat16"),
+                               "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX); "
+                               "auto: bfloat16 where the CPU has them (SavedModel), else float32.")
 _BACKEND = flags.DEFINE_enum("backend", "auto", ("auto", "saved_model", "onnx", "tflite"),
                              "Model format; auto takes what the export holds (SavedModel first).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json).")
@@ -75,7 +82,9 @@ def main(argv):
             _MODEL.value, seq_len=_SEQ_LEN.value, batch_size=_BATCH.value, precision=_PRECISION.value,
             backend=_BACKEND.value, postprocess=_POSTPROCESS.value, track=_TRACK.value,
             detector=_DETECTOR.value, upsample=_UPSAMPLE.value, detect_every=_DETECT_EVERY.value, fps=_FPS.value, landmarks=_LANDMARKS.value,
-            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value, workers=_WORKERS.value)
+            max_frames=_MAX_FRAMES.value, progress=_PROGRESS.value, workers=_WORKERS.value,
+            report=_REPORT.value)
+        print(f"precision: {runner.runtime.precision} ({runner.runtime.precision_reason})", file=sys.stderr)
         summary = runner.run(_INPUT.value, _OUTPUT.value, _FORMAT.value, plots=_PLOTS.value,
                              annotated_video=_ANNOTATED.value, overwrite=_OVERWRITE.value)
     except (ValueError, FileNotFoundError, decode.DecodeError) as error:

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from data_pipeline.base import atomic
+from data_pipeline.adapters import affwild2
 
 BASE_COLUMNS = ("frame_index", "timestamp", "face_id", "success", "confidence", "face_x", "face_y",
                 "face_w", "face_h")
 VA_COLUMNS = ("valence", "arousal")
 LANDMARK_COLUMNS = tuple(f"x_{i}" for i in range(68)) + tuple(f"y_{i}" for i in range(68))
-OUTPUT_FORMATS = ("csv", "parquet")
+OUTPUT_FORMATS = ("csv", "parquet", "abaw")
+EXTENSIONS = {"csv": "csv", "parquet": "parquet", "abaw": "txt"}
 
 
 def prediction_columns(outputs: Sequence[str], expressions: Sequence[str], au_names: Sequence[str]) -> Dict[str, List[str]]:
@@ -64,8 +66,13 @@ def table(rows: List[tuple], predictions: Dict[str, Dict[int, np.ndarray]], colu
 
 
 def write_table(frame, path: str, output_format: str = "csv") -> None:
+    """The table as CSV or parquet, or for "abaw" the valence-arousal of `abaw_values` in the ABAW layout."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+
+    if output_format == "abaw":
+        affwild2.write_va(path, abaw_values(frame))
+        return
 
     def write(temp):
         if output_format == "csv":
@@ -74,6 +81,37 @@ def write_table(frame, path: str, output_format: str = "csv") -> None:
             frame.to_parquet(temp, index=False)  # pyarrow
 
     atomic.replace_atomically(path, write)
+
+
+def check_format(output_format: str, columns: Dict[str, List[str]]) -> None:
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+    if output_format == "abaw" and "valence_arousal" not in columns:
+        raise ValueError("output_format 'abaw' writes valence and arousal; this export has no valence_arousal output")
+
+
+def abaw_values(frame) -> np.ndarray:
+    """(source frames, 2) valence-arousal for the ABAW layout (`affwild2.write_va`): line k+1 <-> source frame k.
+
+    Per shown frame the largest face (box area) counts; a frame without a face is NaN (written -5, the
+    release's "not annotated"). A source frame that resampling never showed (e.g. a 60 fps video at
+    --fps=30) holds the value of the last shown frame before it, the frame on screen at its time;
+    --fps=0 predicts every source frame.
+    """
+    if "valence" not in frame:
+        raise ValueError("the ABAW layout needs valence and arousal columns")
+    shown = frame.drop_duplicates(["frame_index", "timestamp"])[["frame_index", "timestamp"]]
+    found = frame[frame.success == 1].assign(area=lambda rows: rows.face_w * rows.face_h)
+    largest = found.sort_values("area", ascending=False, kind="stable").drop_duplicates(["frame_index", "timestamp"])
+    merged = shown.merge(largest[["frame_index", "timestamp", "valence", "arousal"]], how="left",
+                         on=["frame_index", "timestamp"])
+    values = affwild2.va_per_frame(merged.frame_index.to_numpy(), merged[list(VA_COLUMNS)].to_numpy(np.float64))
+    if not len(values):
+        return values
+    seen = np.zeros(len(values), bool)
+    seen[merged.frame_index.to_numpy()] = True
+    source = np.maximum.accumulate(np.where(seen, np.arange(len(values)), 0))
+    return values[source]
 
 
 def read_table(path: str):

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 
 from affnet.evaluation import smoothing
-from affnet.predict import outputs, resume, runtime, sources, windows
+from affnet.predict import outputs, report, resume, runtime, sources, statistics, windows
 from data_pipeline.jobs import rules as job_rules
 from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
@@ -46,7 +46,7 @@ class PredictOptions:
 
     seq_len: int = 0
     batch_size: int = 8
-    precision: str = "float32"
+    precision: str = "auto"  # runtime.choose_precision: bfloat16 on CPUs with AMX / AVX512-BF16.
     backend: str = "auto"
     postprocess: str = "auto"
     track: str = "largest"
@@ -63,6 +63,7 @@ class PredictOptions:
     # producer thread. Above 1 a script calling predict needs the `if __name__ == "__main__":` guard, as
     # any multiprocessing program (the processes start by forkserver and re-import the main module).
     workers: int = 1
+    report: bool = False  # run(): OUT/<name>.html per input and OUT/index.html (`report`).
 
     def __post_init__(self):
         if int(self.seq_len) != self.seq_len or self.seq_len < 0:
@@ -251,8 +252,7 @@ class Predictor:
         anything is written unless `overwrite`. summary.json is merged per input across runs.
         One run at a time per `output_dir` (`atomic.OutputLock`).
         """
-        if output_format not in outputs.OUTPUT_FORMATS:
-            raise ValueError(f"output_format must be one of {outputs.OUTPUT_FORMATS}, got {output_format!r}")
+        outputs.check_format(output_format, self.columns)
         found = sources.expand(inputs)
         model = resume.model_fingerprint(self.info.directory)
         made = {**{k: v for k, v in dataclasses.asdict(self.options).items() if k not in HOW_NOT_WHAT},
@@ -266,13 +266,14 @@ class Predictor:
             summary_path = os.path.join(output_dir, "summary.json")
             previous = job_rules.read_run_file(summary_path, "summary").get("inputs", [])
             start = time.perf_counter()
-            entries = [self._run_one(source, bases[source], output_format, plots, annotated_video, model, made)
-                       for source in found]
+            entries = [self._run_one(source, bases[source], output_format, plots, annotated_video, model, made,
+                                     output_dir) for source in found]
             seconds = time.perf_counter() - start
             frames_now = sum(e.get("frames", 0) for e in entries if e["status"] == "ok")
             summary = {"model": self.info.directory, "export_model": self.info.model, "model_sha256": model,
                        "seq_len": self.seq_len, "options": dataclasses.asdict(self.options),
                        "median_windows": list(self.median_windows) if self.median_windows else None,
+                       "precision": {"used": self.runtime.precision, "why": self.runtime.precision_reason},
                        "columns": list(outputs.BASE_COLUMNS) + [c for cs in self.columns.values() for c in cs],
                        "inputs": job_rules.merge_entries(previous, entries, key="input"),
                        "totals": {"inputs": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
@@ -282,10 +283,13 @@ class Predictor:
                                   "seconds": round(seconds, 3),
                                   "frames_per_second": round(frames_now / seconds, 2) if seconds > 0 else 0.0}}
             outputs.write_summary(summary, summary_path)
+            statistics.write_index(summary["inputs"], os.path.join(output_dir, "index.csv"))
+            if self.options.report:
+                report.write_index(os.path.join(output_dir, "index.html"), summary["inputs"])
         return summary
 
     def _run_one(self, source: sources.Source, base: str, output_format: str, plots: bool,
-                 annotated_video: bool, model: str, made: dict) -> dict:
+                 annotated_video: bool, model: str, made: dict, output_dir: str) -> dict:
         """One input's outputs and summary entry; skipped when `resume.finished`."""
         entry = {"input": source.location}
         done = None if source.live else resume.finished(base, model, made)
@@ -297,8 +301,9 @@ class Predictor:
         except decode.DecodeError as error:  # One bad input must not stop the others.
             return {**entry, "status": "failed", "error": str(error)}
         os.makedirs(os.path.dirname(base), exist_ok=True)
-        entry.update(status="ok", table=f"{base}.{output_format}", **stats)
+        entry.update(status="ok", table=f"{base}.{outputs.EXTENSIONS[output_format]}", **stats)
         outputs.write_table(table, entry["table"], output_format)
+        entry["statistics"] = statistics.compute(table, self.columns)
         if plots and "valence_arousal" in self.columns:
             entry["plot"], entry["histogram"] = f"{base}_va.png", f"{base}_va_hist.png"
             outputs.plot(table, entry["plot"], entry["histogram"], title=source.name)
@@ -306,6 +311,11 @@ class Predictor:
             entry["annotated_video"] = f"{base}_annotated.mp4"
             again = sources.frames(source, self.options.fps, self.options.max_frames)
             outputs.write_annotated_video(again, table, entry["annotated_video"], self.options.fps)
+        if self.options.report:
+            video = entry.get("annotated_video") or (None if source.live or source.is_image else source.location)
+            entry["report"] = report.write_page(f"{base}.html", table, self.columns, source.name,
+                                                self.options.fps, video, entry["statistics"],
+                                                os.path.join(output_dir, "index.html"))
         if not source.live:
             resume.finish(base, model, made, entry)
         return entry

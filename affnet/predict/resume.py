@@ -20,7 +20,7 @@ from data_pipeline.base import atomic
 from data_pipeline.jobs import rules as job_rules
 
 DONE_SUFFIX = ".done.json"
-OUTPUT_KEYS = ("table", "plot", "histogram", "annotated_video")  # Entry keys naming an input's files.
+OUTPUT_KEYS = ("table", "plot", "histogram", "annotated_video", "report")  # Entry keys naming an input's files.
 # Temporaries a killed writer of an input's outputs can leave (the video keeps its container extension).
 TEMPORARY_SUFFIXES = (atomic.TEMPORARY_SUFFIX, atomic.TEMPORARY_SUFFIX + ".mp4")
 

@@ -13,17 +13,28 @@ au_probabilities: whichever the export has).
 precision "bfloat16" (SavedModel only) turns on TensorFlow's oneDNN
 auto-mixed-precision graph rewrite, which runs convolutions and matmuls in
 bfloat16 on CPUs with AVX512-BF16 / AMX. It is a process-wide TensorFlow
-option, set before the SavedModel's functions are first traced.
+option, set before the SavedModel's functions are first traced. precision
+"auto" (`choose_precision`) takes bfloat16 for a SavedModel on a CPU whose
+/proc/cpuinfo flags name amx_bf16 or avx512_bf16 (there the rewrite runs
+native bfloat16 instructions), float32 elsewhere: without them oneDNN emulates
+bfloat16 and is slower than float32, ONNX and TFLite run float32, and on a GPU
+the rewrite does nothing (it is a oneDNN CPU pass; TensorFlow has no bfloat16
+rewrite for GPUs). AFFNET_AUTO_PRECISION=float32|bfloat16 pins what auto means
+(a site policy; the test suite pins float32). The runtime's `precision` /
+`precision_reason` say what was chosen.
 """
 
-from typing import Dict
+import os
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from affnet.export_format import ExportInfo
 
 BACKENDS = ("auto", "saved_model", "onnx", "tflite")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16")
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bfloat16 matmul support.
+AUTO_PRECISION_ENV = "AFFNET_AUTO_PRECISION"  # float32 / bfloat16: what "auto" means on this machine.
 
 
 class SavedModelRuntime:
@@ -88,7 +99,37 @@ class TfliteRuntime:
 _RUNTIMES = {"saved_model": SavedModelRuntime, "onnx": OnnxRuntime, "tflite": TfliteRuntime}
 
 
-def load(export_dir: str, precision: str = "float32", backend: str = "auto"):
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU's feature flags (the first `flags` line of /proc/cpuinfo); empty where there is none."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def choose_precision(precision: str, backend: str, flags: Optional[frozenset] = None) -> Tuple[str, str]:
+    """(precision to run, why) for a requested precision and a resolved backend (module docstring)."""
+    if precision != "auto":
+        return precision, "requested"
+    pinned = os.environ.get(AUTO_PRECISION_ENV, "")
+    if pinned:
+        if pinned not in ("float32", "bfloat16"):
+            raise ValueError(f"{AUTO_PRECISION_ENV}={pinned!r}: must be float32 or bfloat16")
+        return ("float32" if backend != "saved_model" else pinned), f"auto: {AUTO_PRECISION_ENV}={pinned}"
+    if backend != "saved_model":
+        return "float32", f"auto: {backend} runs float32"
+    flags = cpu_flags() if flags is None else flags
+    native = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+    if native:
+        return "bfloat16", f"auto: the CPU has {native[0]}"
+    return "float32", "auto: the CPU has no amx_bf16 / avx512_bf16"
+
+
+def load(export_dir: str, precision: str = "auto", backend: str = "auto"):
     """(runtime, ExportInfo) of an export directory; ValueError / FileNotFoundError name the problem."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -102,4 +143,7 @@ def load(export_dir: str, precision: str = "float32", backend: str = "auto"):
         backend = available[0]
     elif backend not in available:
         raise ValueError(f"{export_dir}: holds no {backend} model (has {', '.join(available)})")
-    return _RUNTIMES[backend](info.path(backend), precision), info
+    chosen, reason = choose_precision(precision, backend)
+    model = _RUNTIMES[backend](info.path(backend), chosen)
+    model.precision, model.precision_reason = chosen, reason
+    return model, info

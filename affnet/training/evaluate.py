@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from affnet.evaluation import decision_fusion, postprocess, scoring
 from affnet.training import data, export, modeling
+from data_pipeline.adapters import affwild2
 
 
 def _collect(config, model, split, jit_compile):
@@ -58,14 +59,27 @@ def _write_predictions(directory, split, filtered, raw, utterances):
             for key, (name, videos) in files.items()}
 
 
+def write_challenge_files(directory: str, videos) -> list:
+    """One `<video>.txt` per video in the Aff-Wild2 (ABAW) valence-arousal layout (`affwild2.write_va`):
+    a line per frame 0..last evaluated frame, -5 for frames the records lack (no face found)."""
+    paths = []
+    for name, video in sorted(videos.items()):
+        path = os.path.join(directory, f"{name}.txt")
+        affwild2.write_va(path, affwild2.va_per_frame(video.frame_index, video.predictions))
+        paths.append(path)
+    return paths
+
+
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", median_filter: bool = True,
-                 output: str = "", plot: bool = True, log=print, skip_corrupt_shards: bool = False) -> dict:
+                 output: str = "", plot: bool = True, log=print, skip_corrupt_shards: bool = False,
+                 write_predictions: str = "") -> dict:
     """Score `workdir`'s model on `split`; writes the result JSON (module
     docstring; `output` or `default_output`), the prediction files and
     `eval_<split>_videos.png` beside it; returns the result dict.
 
     `median_filter=False` skips the post-processing chain (identity chain);
-    `skip_corrupt_shards` leaves unreadable shards out (logged with a count).
+    `skip_corrupt_shards` leaves unreadable shards out (logged with a count); `write_predictions`, a
+    directory, receives the post-processed predictions as challenge files (`write_challenge_files`).
     """
     start = time.perf_counter()
     config, model, path = export.load_run_model(workdir, checkpoint)
@@ -106,6 +120,12 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
     os.makedirs(directory, exist_ok=True)
     if has_va:
         result["predictions"] = _write_predictions(directory, split, filtered, videos, utterances)
+    if write_predictions:
+        if not has_va:
+            raise ValueError(f"--write_predictions: {config.model.name} has no valence-arousal output")
+        result["challenge_files"] = {"directory": write_predictions,
+                                     "videos": len(write_challenge_files(write_predictions, filtered))}
+        log(f"{split}: {len(filtered)} challenge files (valence,arousal per frame) -> {write_predictions}")
     if plot and final.get("per_video"):
         result["plot"] = scoring.plot_videos(filtered, final["per_video"],
                                                 os.path.join(directory, f"eval_{split}_videos.png"))

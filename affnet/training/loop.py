@@ -121,6 +121,7 @@ class Trainer:
         self.train_dataset_fn = train_dataset_fn or data.train_dataset_fn(config, int(self.step.numpy()), reader)
         self.eval_dataset_fn = eval_dataset_fn or (lambda: data.eval_dataset(config, config.data.eval_split, reader))
         self.train_writer, self.val_writer = summaries.writers(config.runtime.workdir, self.chief)
+        summaries.write_hparams(config.runtime.workdir, config.flat(), self.chief)
         self._train_step = self._make_train_step()
         self.history = []  # (step, mean training loss since the previous log line)
         self._predict = tf.function(lambda f: modeling.call(self.model, f, False, self.sequence),
@@ -262,11 +263,14 @@ class Trainer:
                 predictions = np.concatenate([v.predictions for v in videos.values()])
                 summaries.image(self.val_writer, step, "va_scatter", summaries.va_scatter_png(
                     labels, predictions, f"{self.config.data.eval_split} step {step}"))
+                summaries.image(self.val_writer, step, "va_traces", summaries.va_traces_png(
+                    videos, f"{self.config.data.eval_split} step {step}"))
             _append_json_line(os.path.join(self.config.runtime.workdir, EVAL_HISTORY),
                               {"step": step, **{k: v for k, v in scores.items() if not isinstance(v, list)}})
         key = self.selection_key
         if self.checkpoints.maybe_save_best(scores, key):
             self.log(f"step {step}: new best {self.config.data.eval_split} {key} {scores[key]:.4f}")
+            summaries.scalars(self.val_writer, step, summaries.best_values(scores))
         return scores
 
     def train(self, evaluate: bool = True) -> dict:
@@ -285,6 +289,9 @@ class Trainer:
             self.log(f"skip_corrupt_shards: {len(skipped)} shard(s) left out, first: {skipped[0]}")
         if config.data.skip_corrupt_shards:
             summaries.scalars(self.train_writer, step, {"skipped_corrupt_shards": len(skipped)})
+        if step == 0 and self.chief:
+            with data.naming_bad_shards(config, config.data.train_split):
+                summaries.input_grid(self.train_writer, step, self.train_dataset_fn(tf.distribute.InputContext()))
         while step < config.optimisation.train_steps:
             with data.naming_bad_shards(config, config.data.train_split):
                 losses.append(self._train_step(iterator))

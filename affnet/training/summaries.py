@@ -1,14 +1,22 @@
 """TensorBoard summaries and the progress line.
 
-`<workdir>/train`: loss, learning rate, steps/s, frames/s.
-`<workdir>/val`: loss (1 - whole-set mean CCC), CCC/MSE/PCC per dimension and a
-valence-arousal scatter image of predictions against labels.
+`<workdir>`: the run's settings for the HParams dashboard (`write_hparams`), with
+the best validation scores as its metrics: point TensorBoard at a folder of
+workdirs to compare runs by their settings.
+`<workdir>/train`: loss, learning rate, steps/s, frames/s; at the first step
+`input_crops`, a grid of the training crops the model is fed with their
+landmarks drawn (`input_grid`).
+`<workdir>/val`: loss (1 - whole-set mean CCC), CCC/MSE/PCC per dimension, a
+valence-arousal scatter image of predictions against labels, `va_traces`
+(predicted and true valence/arousal over time of a few validation videos, the
+same videos at every evaluation) and `best_<score>` at each new best.
 """
 
 import io
 import os
 import sys
 import time
+from typing import Dict, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +70,111 @@ def image(writer, step: int, name: str, png: bytes):
     with writer.as_default(step=step):
         tf.summary.image(name, tf.image.decode_png(png, channels=4)[None])
     writer.flush()
+
+
+# HParams metrics: scalars `loop` writes to `val/` at each new best checkpoint (`best_values`).
+BEST_METRICS = (("best_ccc_mean", "best validation mean CCC"), ("best_ccc_valence", "valence CCC at the best"),
+                ("best_ccc_arousal", "arousal CCC at the best"), ("best_mse_mean", "mean MSE at the best"),
+                ("best_multitask_score", "best validation multi-task score"))
+
+
+def _hparam_value(value):
+    """An HParams value (bool, int, float or str): sequences and mappings as their text."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(_hparam_value(v)) for v in value)
+    return "" if value is None else str(value)
+
+
+def write_hparams(workdir: str, settings: Mapping[str, object], chief: bool = True) -> None:
+    """The run's settings ({flag name: value}, `TrainConfig.flat()`) for TensorBoard's HParams dashboard,
+    with `BEST_METRICS` (group `val`) declared as its metrics; written at each (re)start."""
+    if not chief:
+        return
+    from tensorboard.plugins.hparams import api as hp
+
+    values = {name: _hparam_value(value) for name, value in sorted(settings.items())}
+    writer = tf.summary.create_file_writer(workdir)
+    with writer.as_default():
+        hp.hparams_config(hparams=[hp.HParam(name) for name in values],
+                          metrics=[hp.Metric(tag, group="val", display_name=text) for tag, text in BEST_METRICS])
+        hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
+    writer.close()
+
+
+def best_values(scores: Mapping[str, float]) -> Dict[str, float]:
+    """`best_<name>` scalars of a new best evaluation (the HParams metrics)."""
+    return {tag: float(scores[tag[len("best_"):]]) for tag, _ in BEST_METRICS if tag[len("best_"):] in scores}
+
+
+def input_grid_png(features: Mapping[str, np.ndarray], sequences: int = 4, frames: int = 6) -> bytes:
+    """A PNG grid of input crops (rows: the first `sequences` of the batch; columns: `frames` evenly spaced
+    over each window) with the 68 landmarks drawn, as the model gets them: images in [-1, 1], landmarks
+    `2 x / crop - 1` interleaved x0, y0, ... (`data_pipeline.reader.transforms.normalize_landmarks`)."""
+    import cv2
+
+    images = np.asarray(features["images"], np.float32)
+    landmarks = features.get("landmarks")
+    landmarks = None if landmarks is None else np.asarray(landmarks, np.float32)
+    if images.ndim == 4:  # Frame models: (B, S, S, 3).
+        images = images[:, None]
+        landmarks = None if landmarks is None else landmarks.reshape(len(images), 1, -1)
+    rows, length, size = min(sequences, len(images)), images.shape[1], images.shape[2]
+    picks = np.unique(np.linspace(0, length - 1, min(frames, length)).round().astype(int))
+    scale = max(1, 96 // size)
+    cell = size * scale
+    grid = np.full((rows * (cell + 2), len(picks) * (cell + 2), 3), 255, np.uint8)
+    for r in range(rows):
+        for c, t in enumerate(picks):
+            crop = np.clip((images[r, t] + 1.0) * 127.5, 0, 255).astype(np.uint8)
+            crop = np.ascontiguousarray(cv2.resize(crop, (cell, cell), interpolation=cv2.INTER_NEAREST))
+            if landmarks is not None:
+                points = (landmarks[r, t].reshape(-1, 2) + 1.0) / 2.0 * cell
+                for x, y in points[np.isfinite(points).all(axis=1)]:
+                    cv2.circle(crop, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
+            grid[r * (cell + 2):r * (cell + 2) + cell, c * (cell + 2):c * (cell + 2) + cell] = crop
+    return cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def input_grid(writer, step: int, dataset) -> None:
+    """`input_crops` of the first batch of `dataset` ((features, labels) batches)."""
+    features, _ = next(iter(dataset.take(1)))
+    if not isinstance(features, Mapping) or "images" not in features:
+        return
+    image(writer, step, "input_crops", input_grid_png({k: v.numpy() for k, v in features.items()
+                                                       if k in ("images", "landmarks")}))
+
+
+def va_traces_png(videos: Mapping[str, object], title: str = "", count: int = 3) -> bytes:
+    """Predicted and true valence / arousal over frames of the first `count` videos (by name) that have
+    valence-arousal labels: the same videos at every evaluation, so the images compare over steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    names = [name for name in sorted(videos) if getattr(videos[name], "has_va", False)][:count]
+    figure, axes = pyplot.subplots(max(len(names), 1), 2, figsize=(12, 2.2 * max(len(names), 1)), dpi=72,
+                                   squeeze=False)
+    for row, name in enumerate(names):
+        video = videos[name]
+        for d, dim in enumerate(("valence", "arousal")):
+            ax = axes[row, d]
+            ax.plot(video.frame_index, video.labels[:, d], lw=1, label="true")
+            ax.plot(video.frame_index, video.predictions[:, d], lw=1, label="predicted")
+            ax.set(ylim=(-1.05, 1.05), title=f"{name} {dim}")
+            ax.title.set_fontsize(8)
+        axes[row, 0].legend(loc="lower left", fontsize=7)
+    axes[-1, 0].set_xlabel("frame")
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot.close(figure)
+    return buffer.getvalue()
 
 
 class Progress:

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_pipeline.base import checks
+from data_pipeline.base import atomic, checks
 from data_pipeline.records import annotations, schema
 from data_pipeline.adapters import common
 
@@ -98,6 +98,35 @@ def read_va_counted(path: str) -> Tuple[annotations.FrameLabels, int]:
     nan_rows = int(np.isnan(values).any(axis=1).sum())
     values[missing] = np.nan
     return annotations.FrameLabels(valence=values[:, 0], arousal=values[:, 1]), nan_rows
+
+
+def va_per_frame(frame_index: np.ndarray, values: np.ndarray, frames: Optional[int] = None) -> np.ndarray:
+    """(frames, 2) valence-arousal per source frame 0..frames-1 from per-row (frame_index, values); NaN
+    where no row gives the frame. A frame given by several rows takes their mean. `frames` defaults to the
+    last index + 1."""
+    frame_index = np.asarray(frame_index, np.int64)
+    values = np.asarray(values, np.float64).reshape(len(frame_index), 2)
+    count = int(frames if frames is not None else (frame_index.max() + 1 if len(frame_index) else 0))
+    keep = (frame_index >= 0) & (frame_index < count)
+    total, seen = np.zeros((count, 2)), np.zeros(count)
+    np.add.at(total, frame_index[keep], values[keep])
+    np.add.at(seen, frame_index[keep], 1)
+    with np.errstate(invalid="ignore"):
+        return total / seen[:, None]
+
+
+def write_va(path: str, values: np.ndarray) -> None:
+    """The VA annotation layout that `read_va` reads, as ABAW submissions use it: the header
+    `valence,arousal`, then one line per frame (line k+1 <-> frame k); a NaN row (no face, no prediction)
+    is written as the release's -5 (`MISSING_VA`), values are clipped to [-1, 1]."""
+    values = np.asarray(values, np.float64).reshape(-1, 2)
+    missing = ~np.isfinite(values).all(axis=1)
+    lines = ["valence,arousal"]
+    for row, unknown in zip(np.clip(values, -1.0, 1.0), missing):
+        lines.append(f"{MISSING_VA:g},{MISSING_VA:g}" if unknown else f"{row[0]:.6f},{row[1]:.6f}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def expression_mapping(path: str, header: Sequence[str]) -> np.ndarray:

@@ -76,7 +76,7 @@ def replace_atomically(path: str, write: Callable[[str], None], temporary: str =
 
 def write_text(path: str, text: str) -> None:
     def write(temporary):
-        with open(temporary, "w") as f:
+        with open(temporary, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()  # Errors of a full disk surface here, inside replace_atomically.
 

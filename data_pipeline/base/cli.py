@@ -6,13 +6,16 @@ reported as one line `error: ...` on stderr with no traceback. Set
 AFFNET_TRACEBACK=1 to see the traceback of such an error as well.
 
 TensorFlow's C++ logging is silenced (TF_CPP_MIN_LOG_LEVEL=2) before anything
-imports TensorFlow; a value the user set is kept. The absl entry points in
+imports TensorFlow; a value the user set is kept. Python INFO lines of TensorFlow
+and absl are off unless asked for (`quiet_python_logging`: `--verbosity=0` on the
+absl commands, or TF_CPP_MIN_LOG_LEVEL=0). The absl entry points in
 launch/ go through `launch/_cli.py`, which builds on this module; the argparse
 ones (`python -m data_pipeline.preprocess`, `... adapters`,
 `python -m affnet.weights.convert`) use `ArgumentParser` and `run`.
 """
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -29,6 +32,25 @@ USER_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError, N
                                                 atomic.LockedError)
 
 
+# TF_CPP_MIN_LOG_LEVEL as the user set it (None: unset), read before `silence_tensorflow` sets a default.
+USER_TF_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+
+
+def quiet_python_logging(verbosity_asked: bool = False) -> None:
+    """TensorFlow's and absl's Python INFO lines off (level WARNING) unless asked for.
+
+    absl's `app.run` turns INFO on after parsing flags (its --verbosity default), so
+    TensorFlow's Python INFO lines ("Sharding callback duration", SavedModel builder,
+    fingerprint) would sit between a command's own progress lines. Asked for: `--verbosity`
+    given (`verbosity_asked`), or TF_CPP_MIN_LOG_LEVEL=0 set by the user.
+    """
+    if verbosity_asked or USER_TF_LOG_LEVEL == "0":
+        return
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+
+
 def silence_tensorflow() -> None:
     """TF_CPP_MIN_LOG_LEVEL=2 (warnings and info off) unless the user chose a level; call before TF loads."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,6 +63,36 @@ TENSORFLOW_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN cus
                     "This TensorFlow binary is optimized", "Unable to register cu", "TF-TRT Warning")
 
 
+# What TFLite / LiteRT writes to stderr from C++ when an interpreter starts, whatever the log level.
+LITERT_NOISE = ("Created TensorFlow Lite XNNPACK delegate",)
+
+
+@contextlib.contextmanager
+def stderr_without(noise: Sequence[str]):
+    """Run the block with file descriptor 2 captured; lines holding one of `noise` are dropped, the rest
+    are written back after it. C++ libraries write there directly, past Python's `sys.stderr`. A no-op
+    when TF_CPP_MIN_LOG_LEVEL is 0 (the user asked for the logs)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:  # A file, not a pipe: a full pipe would block the block.
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            kept = [line for line in text.splitlines() if line and not any(n in line for n in noise)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 def import_tensorflow_quietly():
     """Import TensorFlow with its start-up lines (`TENSORFLOW_NOISE`) dropped from stderr; other lines pass.
 
@@ -48,25 +100,10 @@ def import_tensorflow_quietly():
     (the user asked for its logs).
     """
     silence_tensorflow()
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+    if "tensorflow" in sys.modules:
         return importlib.import_module("tensorflow")
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:  # A file, not a pipe: a full pipe would block the import.
-        os.dup2(captured.fileno(), 2)
-        try:
-            module = importlib.import_module("tensorflow")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            kept = [line for line in text.splitlines() if line and not any(n in line for n in TENSORFLOW_NOISE)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-    return module
+    with stderr_without(TENSORFLOW_NOISE):
+        return importlib.import_module("tensorflow")
 
 
 def one_line(error: BaseException) -> str:
@@ -92,6 +129,7 @@ def run(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[
         user_errors: Tuple[Type[BaseException], ...] = ()) -> None:
     """sys.exit(main(argv)), with `USER_ERRORS` (and `user_errors`) as one line and exit 2."""
     silence_tensorflow()
+    quiet_python_logging()
     try:
         code = main(argv)
     except USER_ERRORS + tuple(user_errors) as error:

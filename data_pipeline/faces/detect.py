@@ -38,6 +38,8 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from data_pipeline.base import cli
+
 DETECTORS = ("blazeface", "blazeface_short", "mtcnn", "hog", "cnn")
 DEFAULT_DETECTOR = "blazeface"
 TRACK_MODES = ("largest", "iou", "all")
@@ -146,8 +148,9 @@ class _BlazeFace:
 
         file, self.size, layout = self.CONFIGS[kind]
         path = os.path.join(WEIGHTS_DIR, file)
-        self._interpreter = Interpreter(model_path=path, num_threads=threads)  # Same scores for any count.
-        self._interpreter.allocate_tensors()
+        with cli.stderr_without(cli.LITERT_NOISE):  # Its XNNPACK line on every start.
+            self._interpreter = Interpreter(model_path=path, num_threads=threads)  # Same scores for any count.
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1])
         self._scores, self._boxes = outputs[0]["index"], outputs[1]["index"]
