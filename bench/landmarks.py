@@ -6,8 +6,9 @@ dlib HOG + shape predictor on the original photos, warped with the face. Per
 yaw and path: mean NME (mean point error / outer-eye-corner distance), its
 maximum, faces missed, and the spread (RMS, crop pixels) of the true eye centres
 in the aligned 96x96 crop; "dlib_best" is plain dlib's better detector (HOG or
-MMOD) per face. Also the cost of the pipeline's landmark fits (ms per fit at a
-detection, per tracked frame; detector excluded, median). Prints JSON.
+MMOD) per face, and "minus_dlib_best_same_faces" the mean NME difference to it
+on the faces both found. Also the cost of the pipeline's landmark work (CPU ms per
+detected face and per tracked frame; detector excluded, median). Prints JSON.
 
   python bench/landmarks.py [--detectors blazeface,blazeface_short,mtcnn,hog,cnn] [--angles 0]
 """
@@ -30,20 +31,23 @@ def main():
     parser.add_argument("--detectors", default=",".join(detect.DETECTORS))
     parser.add_argument("--angles", default="0", help="in-plane rotations (degrees, comma-separated)")
     parser.add_argument("--face_px", default=",".join(str(s) for s in landmark_accuracy.FACE_PX))
+    parser.add_argument("--refits", type=int, default=None, help="track.FaceFollower refits (default: its own)")
+    parser.add_argument("--mirror_tracking", type=int, default=None, help="0/1 (default: track.FaceFollower's own)")
     args = parser.parse_args()
+    options = {k: v for k, v in (("refits", args.refits), ("mirror_tracking", args.mirror_tracking)) if v is not None}
     cv2.setNumThreads(1)
     before = machine.describe()
     scenes = landmark_accuracy.scenes(face_px=[float(s) for s in args.face_px.split(",")],
                                       angles=[float(a) for a in args.angles.split(",")])
     timing = {}
-    rows = landmark_accuracy.evaluate(scenes, args.detectors.split(","), timing=timing)
+    rows = landmark_accuracy.evaluate(scenes, args.detectors.split(","), timing=timing, **options)
     table = landmark_accuracy.summarise(rows)
     paths = [p for p in rows[0]["nme"] if "/" in p]
     results = {
-        "machine": before, "load_average_after": machine.describe()["load_average"], "scenes": len(scenes),
+        "machine": before, "follower_options": options, "load_average_after": machine.describe()["load_average"], "scenes": len(scenes),
         "nme_by_yaw": table,
         "worst_minus_dlib_best": {p: round(landmark_accuracy.worst_against_plain(rows, p)[0], 4) for p in paths},
-        "ms_per_fit": {k: round(1000 * float(np.median(v)), 2) for k, v in timing.items()},
+        "landmark_cpu_ms": {k: round(1000 * float(np.median(v)), 2) for k, v in timing.items()},
     }
     print(json.dumps(results, indent=1))
 
