@@ -12,9 +12,15 @@ changes by more than `max_appearance_change` (another face in its place: a
 cut that leaves the background alone). `detect_every=1` is per-frame
 detection: landmarks on every detector box, as before tracking existed.
 
-Detector boxes other than dlib HOG's are converted to the box the shape
-predictor was trained on by a second fit (`detect.box_from_landmarks` of the
-first fit's points), so landmarks do not depend on the detector.
+Every detector's box is converted to the box the shape predictor was
+trained on by refitting (`refits` times, `detect.box_from_landmarks` of the
+previous fit's points), so landmarks do not depend on the detector. Each
+refit, and each tracked frame, fits the face turned upright and frontal
+(`upright_map`: rolled faces rotated, faces turned in yaw stretched back to a
+frontal width) and averages the fits of the crop and of its mirror image
+(`detect.LandmarkDetector` `mirror`). On real photos turned 0-45 degrees
+(`landmark_accuracy`, README) this brings the error at 45 degrees from 0.076
+to 0.057 inter-ocular, below plain dlib's 0.065-0.072.
 
 Each followed face carries a person id from `identity.IdentityBank` (dlib's
 ResNet face descriptor, computed at detections) when one is given, so a
@@ -183,14 +189,14 @@ class FaceFollower:
         faces = []
         for detection in self.detector(image):
             points = self._fit(image, detection.box)
-            for _ in range(self.refits if self.detector.kind != "hog" else 0):
+            for _ in range(self.refits):
                 if points is None:
                     break
                 refined = self._fit_upright(image, points, mirror=True)
                 points = refined if refined is not None else points
             if points is None:
                 continue
-            box = detect.box_from_landmarks(points) if self.detector.kind != "hog" else detection.box
+            box = detect.box_from_landmarks(points)
             faces.append(TrackedFace(-1, tuple(box), points, True, _face_thumbnail(image, points),
                                      float(detection.score)))
         # Keep a followed face's person across re-detections (unless the shot changed).
