@@ -83,7 +83,7 @@ def _nearest(candidates: Sequence[np.ndarray], truth: np.ndarray) -> Optional[np
 
 
 class _Fixed:
-    """A detector stand-in returning given detections (to time the landmark fits alone)."""
+    """A detector stand-in returning given detections (one face at a time; the landmark fits timed alone)."""
 
     def __init__(self, kind: str, detections):
         self.kind, self._detections = kind, detections
@@ -100,23 +100,25 @@ def pipeline_points(detector: detect.FaceDetector, landmarker: detect.LandmarkDe
     excluded) per detected face and per tracked frame. `follower_options`:
     `track.FaceFollower` settings.
     """
-    detections = detector(frame)
-    fixed = _Fixed(detector.kind, detections)
-    follower = track.FaceFollower(fixed, landmarker, detect_every=10 ** 6, cut_threshold=1e9, **follower_options)
-    start = time.process_time()
-    faces = follower(frame)
-    detected_in = time.process_time() - start
-    at_detection = _nearest([f.points for f in faces], truth)
+    # One follower per detection, so that only the face nearest the truth is followed.
+    candidates = []
+    for detection in detector(frame):
+        follower = track.FaceFollower(_Fixed(detector.kind, [detection]), landmarker, detect_every=10 ** 6,
+                                      cut_threshold=1e9, **follower_options)
+        start = time.process_time()
+        faces = follower(frame)
+        if faces:
+            candidates.append((faces[0].points, follower, time.process_time() - start))
+    at_detection = _nearest([points for points, _, _ in candidates], truth)
     if at_detection is None:
         return None, None
-    # Follow only the face of interest.
-    follower._faces = [f for f in faces if f.points is at_detection]
+    _, follower, detected_in = next(c for c in candidates if c[0] is at_detection)
     start = time.process_time()
     for _ in range(TRACK_STEPS):
         faces = follower(frame)
     tracked_in = (time.process_time() - start) / TRACK_STEPS
-    if timing is not None and faces:
-        timing.setdefault("per_detected_face", []).append(detected_in / max(1, len(detections)))
+    if timing is not None:
+        timing.setdefault("per_detected_face", []).append(detected_in)
         timing.setdefault("per_tracked_frame", []).append(tracked_in)
     tracked = faces[0].points if faces and not faces[0].detected else None
     return at_detection, tracked
