@@ -44,7 +44,8 @@ def main():
     table = landmark_accuracy.summarise(rows)
     paths = [p for p in rows[0]["nme"] if "/" in p]
     results = {
-        "machine": before, "follower_options": options, "load_average_after": machine.describe()["load_average"], "scenes": len(scenes),
+        "machine": before, "load_average_after": machine.describe()["load_average"],
+        "follower_options": options, "scenes": len(scenes),
         "nme_by_yaw": table,
         "worst_minus_dlib_best": {p: round(landmark_accuracy.worst_against_plain(rows, p)[0], 4) for p in paths},
         "landmark_cpu_ms": {k: round(1000 * float(np.median(v)), 2) for k, v in timing.items()},

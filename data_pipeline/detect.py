@@ -328,8 +328,9 @@ class LandmarkDetector:
         points = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
         if not mirror:
             return points
-        width = image.shape[1]
-        shape = self._model(np.ascontiguousarray(image[:, ::-1]), dlib.rectangle(width - x1, y0, width - 1 - x0, y1 - 1))
+        width = image.shape[1]  # Mirrored inclusive columns: x -> width - 1 - x.
+        shape = self._model(np.ascontiguousarray(image[:, ::-1]),
+                            dlib.rectangle(width - x1, y0, width - 1 - x0, y1 - 1))
         mirrored = np.array([(width - 1 - p.x, p.y) for p in shape.parts()], np.float32)[MIRROR_68]
         return (points + mirrored) / 2
 
