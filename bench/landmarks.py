@@ -32,9 +32,10 @@ def main():
     parser.add_argument("--angles", default="0", help="in-plane rotations (degrees, comma-separated)")
     parser.add_argument("--face_px", default=",".join(str(s) for s in landmark_accuracy.FACE_PX))
     parser.add_argument("--refits", type=int, default=None, help="track.FaceFollower refits (default: its own)")
-    parser.add_argument("--mirror_tracking", type=int, default=None, help="0/1 (default: track.FaceFollower's own)")
+    parser.add_argument("--mirror_from_stretch", type=float, default=None,
+                        help="track.FaceFollower mirror_from_stretch (default: its own; 1 always, 9 never)")
     args = parser.parse_args()
-    options = {k: v for k, v in (("refits", args.refits), ("mirror_tracking", args.mirror_tracking)) if v is not None}
+    options = {k: v for k, v in (("refits", args.refits), ("mirror_from_stretch", args.mirror_from_stretch)) if v is not None}
     cv2.setNumThreads(1)
     before = machine.describe()
     scenes = landmark_accuracy.scenes(face_px=[float(s) for s in args.face_px.split(",")],
