@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--detectors", default=",".join(detect.DETECTORS))
     parser.add_argument("--angles", default="0", help="in-plane rotations (degrees, comma-separated)")
     parser.add_argument("--face_px", default=",".join(str(s) for s in landmark_accuracy.FACE_PX))
+    parser.add_argument("--plain", default=",".join(landmark_accuracy.PLAIN), help="plain dlib paths to run beside")
     parser.add_argument("--refits", type=int, default=None, help="track.FaceFollower refits (default: its own)")
     parser.add_argument("--mirror_from_stretch", type=float, default=None,
                         help="track.FaceFollower mirror_from_stretch (default: its own; 1 always, 9 never)")
@@ -41,7 +42,8 @@ def main():
     scenes = landmark_accuracy.scenes(face_px=[float(s) for s in args.face_px.split(",")],
                                       angles=[float(a) for a in args.angles.split(",")])
     timing = {}
-    rows = landmark_accuracy.evaluate(scenes, args.detectors.split(","), timing=timing, **options)
+    rows = landmark_accuracy.evaluate(scenes, args.detectors.split(","), timing=timing,
+                                     plain=[p for p in args.plain.split(",") if p], **options)
     table = landmark_accuracy.summarise(rows)
     paths = [p for p in rows[0]["nme"] if "/" in p]
     results = {
