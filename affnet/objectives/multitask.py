@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from affnet.models.multitask import TASKS
 from affnet.objectives import ccc
+from data_pipeline.base import checks
 
 __all__ = [
     "TASKS",
@@ -126,8 +127,7 @@ def au_bce_sums(targets, logits, mask=None, normalize="sample"):
     Returns:
       float32 (2,) [sum, count].
     """
-    if normalize not in AU_NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {AU_NORMALIZATIONS}; received {normalize!r}.")
+    checks.check_choice(normalize, "normalize", AU_NORMALIZATIONS)
     logits = f32(logits)
     targets = f32(targets)
     if mask is not None:

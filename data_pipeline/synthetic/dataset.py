@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from data_pipeline.base import checks
 from data_pipeline.faces import align
 from data_pipeline.synthetic import geometry, render
 from data_pipeline.records import schema
@@ -72,8 +73,7 @@ class SyntheticConfig:
     audio_bins: int = 64
 
     def __post_init__(self):
-        if self.au_set not in AU_SETS:
-            raise ValueError(f"au_set must be one of {sorted(AU_SETS)}, got {self.au_set!r}")
+        checks.check_choice(self.au_set, "au_set", sorted(AU_SETS))
         if self.subjects < 3:
             raise ValueError(f"need >= 3 subjects for 3 subject-independent splits, got {self.subjects}")
         if self.frames_per_video < 1 or self.videos_per_subject < 1 or self.videos_per_shard < 1:
