@@ -47,6 +47,14 @@ def model_inputs(model, batch=2, steps=3, seed=0):
     return x
 
 
+def random_weights(model, seed=3):
+    """`model` with every weight drawn from N(0, 0.05): outputs far from those of its initialiser."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.05, weight.shape).astype("float32"))
+    return model
+
+
 # ------------------------------------------------------------------ launching the CLIs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +73,28 @@ def launch_script(script, *args):
                           env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
     return done.stdout
+
+
+_FRESH_LOAD = """
+import sys, numpy as np, tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+inputs = np.load(sys.argv[2])
+out = serve(images=tf.constant(inputs["images"]), landmarks=tf.constant(inputs["landmarks"]))
+np.save(sys.argv[3], out["valence_arousal"].numpy())
+print(sorted(sys.modules.keys() & {"affnet", "data_pipeline"}))
+"""
+
+
+def serve_in_fresh_python(saved_model, images, landmarks, folder):
+    """(valence_arousal, imported) of the SavedModel's `serving_default` on the inputs, computed
+    by a fresh interpreter that imports only TensorFlow; `imported` lists the affnet and
+    data_pipeline modules it loaded (an export must need none). Files go to `folder`."""
+    inputs, output = os.path.join(folder, "inputs.npz"), os.path.join(folder, "out.npy")
+    np.savez(inputs, images=images, landmarks=landmarks)
+    loaded = subprocess.run([sys.executable, "-c", _FRESH_LOAD, str(saved_model), inputs, output],
+                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    return np.load(output), loaded.stdout.strip().splitlines()[-1]
 
 
 # ------------------------------------------------------------------ recurrent stacks
@@ -124,6 +154,19 @@ def assert_keras_round_trip(model, path, cls, lengths):
         np.testing.assert_allclose(loaded(x), model(x), atol=1e-5)
 
 
+def assert_mixed_bfloat16_xla(build_model, x, shape):
+    """The model `build_model()` builds under the mixed_bfloat16 policy runs XLA-compiled on `x`
+    and returns finite float32 outputs of `shape` (the policy is reset to float32 after)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model()
+        out = tf.function(lambda features: model(features, training=False), jit_compile=True)(x)
+        assert out.dtype == tf.float32 and out.shape == shape
+        assert np.all(np.isfinite(np.asarray(out)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def fit_briefly(model, objective, x, y, steps, learning_rate):
     """(objective before, after) `steps` Adam steps of `objective(outputs, y)` on one batch."""
     optimizer = keras.optimizers.Adam(learning_rate)
@@ -133,6 +176,20 @@ def fit_briefly(model, objective, x, y, steps, learning_rate):
             loss = objective(model(x, training=True), y)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
     return before, float(objective(model(x), y))
+
+
+def loss_without_labels(loss, labels, outputs):
+    """(total, components) of `loss(labels, outputs)` with every task's mask zeroed (no label
+    at all), after asserting its gradients with respect to the outputs finite."""
+    labels = dict(labels)
+    for key in ("expression_mask", "au_mask", "va_mask"):
+        labels[key] = np.zeros_like(labels[key])
+    variables = {key: tf.Variable(value) for key, value in outputs.items()}
+    with tf.GradientTape() as tape:
+        total, components = loss(labels, dict(variables))
+    for grad in tape.gradient(total, variables).values():
+        assert grad is None or np.all(np.isfinite(grad.numpy()))
+    return total, components
 
 
 @contextlib.contextmanager

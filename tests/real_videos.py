@@ -32,6 +32,15 @@ def moving_face_frames(count=10, size=(240, 320), faces=1, shift=0):
     return frames
 
 
+def write_media_folder(root, frames=10):
+    """`root` (a pathlib.Path) with sub/talk.mp4 (`frames` frames at 25 fps, the astronaut moving)
+    and still.png (the still face): a folder of media as the preprocess and predict commands walk it."""
+    (root / "sub").mkdir()
+    decode.write_video(str(root / "sub" / "talk.mp4"), moving_face_frames(frames), fps=25)
+    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(real_face(), cv2.COLOR_RGB2BGR))
+    return root
+
+
 def _frames(face, faces=1, no_face_at=None, seed=0):
     """FRAMES 320x240 frames: the face drifts right and grows from 0.8x to 1.05x; `faces=2` adds a
     mirrored second person on the right; frame `no_face_at` shows only the background."""

@@ -99,17 +99,11 @@ def test_adapter_train_evaluate_export_predict(abaw, tmp_path):
 
 
 @pytest.mark.slow
-def test_released_weights_export_and_predict(abaw, tmp_path):
-    """A `.weights.h5` as `affnet.weights.convert` writes it, for the released AffWildNet-VGGFace-GRU."""
-    import affnet.models
-
-    model = affnet.models.build("affwildnet_vggface_gru_released", width=0.0625)
-    weights = str(tmp_path / "affwildnet_vggface_gru.weights.h5")
-    model.save_weights(weights)
-    export = tmp_path / "export"
-    _launch("export.py", "--model=affwildnet_vggface_gru_released", f"--weights={weights}",
-            "--model_overrides=width=0.0625", f"--output={export}")
-    info = json.load(open(export / "export.json"))
+def test_released_weights_export_and_predict(abaw, released_export, tmp_path):
+    """A `.weights.h5` as `affnet.weights.convert` writes it, for the released AffWildNet-VGGFace-GRU,
+    exported by `launch/export.py --weights` (the session's `released_export`, tests/conftest.py)."""
+    _, export, _ = released_export
+    info = json.load(open(os.path.join(export, "export.json")))
     assert info["model"] == "affwildnet_vggface_gru_released" and info["input_normalization"] == "tf1"
     predictions = tmp_path / "predictions"
     video = str(abaw / "batch1" / "vid_train_a.mp4")

@@ -36,6 +36,7 @@ import numpy as np
 
 from affnet.evaluation import metrics, scoring
 from affnet.evaluation.scoring import DIMENSIONS, MEDIAN_WINDOWS, VideoPredictions
+from data_pipeline.base import checks
 
 SMOOTHING_STRENGTHS = (0, 5, 10, 20, 40, 80, 160, 320)
 LEVELS = ("utterance", "frame")
@@ -158,8 +159,7 @@ def choose_chain(validation: Mapping[str, VideoPredictions], level="utterance", 
       windows: odd median windows to try (1 is always tried).
       strengths: smoothing strengths k to try (0 is always tried).
     """
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    checks.check_choice(level, "level", LEVELS)
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be an int >= 1, got {seq_len!r}")
     if not validation:

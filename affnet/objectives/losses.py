@@ -36,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from affnet.objectives import ccc
+from data_pipeline.base import checks
 
 __all__ = [
     "concordance_cc",
@@ -167,8 +168,7 @@ def sequence_values(y, mask=None, reduce="mean"):
       (values (B, D), weights (B, D)) with weight 1 where the sequence has at least one
       frame and 0 otherwise, float32.
     """
-    if reduce not in _REDUCES:
-        raise ValueError(f"reduce must be one of {_REDUCES}; received reduce={reduce!r}.")
+    checks.check_choice(reduce, "reduce", _REDUCES)
     y = tf.cast(tf.convert_to_tensor(y), tf.float32)
     if y.shape.rank is not None and y.shape.rank != 3:
         raise ValueError(f"sequence values need (B, T, D) tensors; received shape {y.shape}.")
@@ -304,8 +304,7 @@ class SequenceCCCLoss(_MaskedBatchLoss):
     """
 
     def __init__(self, reduce="mean", name="sequence_ccc_loss", dtype=None):
-        if reduce not in _REDUCES:
-            raise ValueError(f"reduce must be one of {_REDUCES}; received reduce={reduce!r}.")
+        checks.check_choice(reduce, "reduce", _REDUCES)
         super().__init__(name=name, dtype=dtype)
         self.reduce = reduce
 

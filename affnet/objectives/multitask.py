@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from affnet.models.multitask import TASKS
 from affnet.objectives import ccc
+from data_pipeline.base import checks
 
 __all__ = [
     "TASKS",
@@ -57,7 +58,8 @@ AU_NORMALIZATIONS = ("sample", "global")
 AllReduce = Optional[Callable[[tf.Tensor], tf.Tensor]]
 
 
-def _f32(x):
+def f32(x):
+    """`x` as a float32 tensor (labels, masks and outputs arrive as numpy, ints or bfloat16)."""
     return tf.cast(tf.convert_to_tensor(x), tf.float32)
 
 
@@ -72,7 +74,7 @@ def _weights_like(mask, reference):
     """Float32 weights broadcast to `reference`'s shape (1 where `mask` is None)."""
     if mask is None:
         return tf.ones_like(reference, tf.float32)
-    return tf.broadcast_to(_f32(mask), tf.shape(reference))
+    return tf.broadcast_to(f32(mask), tf.shape(reference))
 
 
 def _pair(total, count):
@@ -90,7 +92,7 @@ def expression_ce_sums(labels, logits, mask=None):
     Returns:
       float32 (2,) [sum, count].
     """
-    logits = _f32(logits)
+    logits = f32(logits)
     depth = tf.shape(logits)[-1]
     labels = tf.cast(labels, tf.int32)
     weights = _flat(_weights_like(mask, labels))
@@ -125,12 +127,11 @@ def au_bce_sums(targets, logits, mask=None, normalize="sample"):
     Returns:
       float32 (2,) [sum, count].
     """
-    if normalize not in AU_NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {AU_NORMALIZATIONS}; received {normalize!r}.")
-    logits = _f32(logits)
-    targets = _f32(targets)
+    checks.check_choice(normalize, "normalize", AU_NORMALIZATIONS)
+    logits = f32(logits)
+    targets = f32(targets)
     if mask is not None:
-        mask = _f32(mask)
+        mask = f32(mask)
         if mask.shape.rank is not None and logits.shape.rank is not None \
                 and mask.shape.rank == logits.shape.rank - 1:
             mask = mask[..., None]  # one weight per sample, shared by its AUs
@@ -162,7 +163,7 @@ def _va_weights(va, mask):
     finite = tf.cast(tf.math.is_finite(va), tf.float32)
     if mask is None:
         return finite
-    mask = _f32(mask)
+    mask = f32(mask)
     if mask.shape.rank is not None and va.shape.rank is not None and mask.shape.rank == va.shape.rank - 1:
         mask = mask[..., None]
     return finite * tf.broadcast_to(mask, tf.shape(va))
@@ -173,9 +174,9 @@ def va_ccc_sums(va, predictions, mask=None):
 
     Summed over replicas they give the global-batch CCC via `va_ccc_from_sums`.
     """
-    va = _f32(va)
+    va = f32(va)
     depth = tf.shape(va)[-1]
-    return ccc.moment_sums(_flat(va, depth), _flat(_f32(predictions), depth), _flat(_va_weights(va, mask), depth))
+    return ccc.moment_sums(_flat(va, depth), _flat(f32(predictions), depth), _flat(_va_weights(va, mask), depth))
 
 
 def va_ccc_from_sums(sums):
@@ -198,11 +199,11 @@ def label_weights(labels, key):
     if mask is None and valid is None:
         return None
     if mask is None:
-        return _f32(valid)
-    mask = _f32(mask)
+        return f32(valid)
+    mask = f32(mask)
     if valid is None:
         return mask
-    valid = _f32(valid)
+    valid = f32(valid)
     while valid.shape.rank is not None and mask.shape.rank is not None and valid.shape.rank < mask.shape.rank:
         valid = valid[..., None]
     return mask * valid
@@ -237,7 +238,7 @@ def reduce_statistics(stats: Mapping[str, tf.Tensor], all_reduce: AllReduce) -> 
     if all_reduce is None or not stats:
         return dict(stats)
     names = sorted(stats)
-    flat = [tf.reshape(_f32(stats[name]), [-1]) for name in names]
+    flat = [tf.reshape(f32(stats[name]), [-1]) for name in names]
     sizes = [int(f.shape[0]) for f in flat]
     reduced = tf.split(all_reduce(tf.concat(flat, 0)), sizes)
     return {name: tf.reshape(part, tf.shape(stats[name])) for name, part in zip(names, reduced)}

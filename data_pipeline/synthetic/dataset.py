@@ -1,9 +1,9 @@
 """The embedded synthetic face-sequence set: learnable, subject-independent, in the one schema.
 
-Each subject is a procedural identity (`render.sample_identity`: face shape,
+Each subject is a procedural identity (`geometry.sample_identity`: face shape,
 skin tone, hair, background, light). Each of its videos follows smooth random
 valence/arousal trajectories in [-1, 1]; the face's configuration follows them
-through `render.affect_to_aus` (valence: lip corners and brows; arousal: lids,
+through `geometry.affect_to_aus` (valence: lip corners and brows; arousal: lids,
 lips apart; arousal also scales the head-motion energy), with head pose drift,
 gaze, occasional occlusions, brightness changes and sensor noise. Frames are
 rendered into a full frame, aligned onto the 5-point template of
@@ -43,8 +43,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from data_pipeline.base import checks
 from data_pipeline.faces import align
-from data_pipeline.synthetic import render
+from data_pipeline.synthetic import geometry, render
 from data_pipeline.records import schema
 from data_pipeline.media import audio as audio_features  # `audio` is a config field.
 
@@ -72,8 +73,7 @@ class SyntheticConfig:
     audio_bins: int = 64
 
     def __post_init__(self):
-        if self.au_set not in AU_SETS:
-            raise ValueError(f"au_set must be one of {sorted(AU_SETS)}, got {self.au_set!r}")
+        checks.check_choice(self.au_set, "au_set", sorted(AU_SETS))
         if self.subjects < 3:
             raise ValueError(f"need >= 3 subjects for 3 subject-independent splits, got {self.subjects}")
         if self.frames_per_video < 1 or self.videos_per_subject < 1 or self.videos_per_shard < 1:
@@ -133,8 +133,8 @@ def split_subjects(config: SyntheticConfig, seed: int) -> Dict[str, List[int]]:
     return {split: sorted(int(s) for s in part) for split, part in zip(SPLITS, np.split(order, bounds))}
 
 
-def identity_for(seed: int, subject: int) -> render.Identity:
-    return render.sample_identity(np.random.default_rng(np.random.SeedSequence([seed, subject])))
+def identity_for(seed: int, subject: int) -> geometry.Identity:
+    return geometry.sample_identity(np.random.default_rng(np.random.SeedSequence([seed, subject])))
 
 
 @dataclasses.dataclass
@@ -142,9 +142,9 @@ class FaceTrack:
     """Per-frame drawing parameters of one face in one video."""
 
     affect: np.ndarray       # (T, 2) valence, arousal
-    aus: np.ndarray          # (T, 17) intensities, render.AU_NAMES order
+    aus: np.ndarray          # (T, 17) intensities, geometry.AU_NAMES order
     expression: np.ndarray   # (T,)
-    poses: List[render.Pose]
+    poses: List[geometry.Pose]
     gaze: np.ndarray         # (T, 2)
     occluded: np.ndarray     # (T,) bool
     occlusion: Optional[render.Occlusion]
@@ -154,7 +154,7 @@ class FaceTrack:
 def face_track(rng: np.random.Generator, n: int, centre, scale: float, fps: float = 30.0) -> FaceTrack:
     """Affect, pose and nuisance trajectories of one face; arousal scales head-motion energy."""
     affect = affect_trajectory(rng, n, fps)
-    aus, expression = render.affect_to_aus(affect[:, 0], affect[:, 1])
+    aus, expression = geometry.affect_to_aus(affect[:, 0], affect[:, 1])
     energy = 0.4 + 1.6 * (affect[:, 1] + 1) / 2
     drift = smooth_noise(rng, n, 1.5 * fps, 3) * [7.0, 4.0, 5.0] + rng.normal(0, [6.0, 3.0, 4.0])
     shake = smooth_noise(rng, n, 0.1 * fps, 3) * [2.0, 1.5, 1.0] * energy[:, None]
@@ -162,7 +162,7 @@ def face_track(rng: np.random.Generator, n: int, centre, scale: float, fps: floa
     move = smooth_noise(rng, n, 1.0 * fps, 2) * 0.06 * scale + (smooth_noise(rng, n, 0.1 * fps, 2)
                                                                    * 0.015 * scale * energy[:, None])
     zoom = 1 + 0.05 * smooth_noise(rng, n, 2.0 * fps, 1)[:, 0]
-    poses = [render.Pose(yaw=a[0], pitch=a[1], roll=a[2], x=centre[0] + m[0], y=centre[1] + m[1], scale=scale * z)
+    poses = [geometry.Pose(yaw=a[0], pitch=a[1], roll=a[2], x=centre[0] + m[0], y=centre[1] + m[1], scale=scale * z)
              for a, m, z in zip(angles, move, zoom)]
     occluded = np.zeros(n, bool)
     occlusion = None
@@ -251,7 +251,7 @@ def synth_video(config: SyntheticConfig, seed: int, subject: int, video: int) ->
         encoded.append(jpeg.tobytes())
         landmarks[t] = align.apply_transform(matrix, points).ravel()
         matrices[t] = matrix.ravel()
-    au_columns = [render.AU_NAMES.index(name) for name in config.au_names]
+    au_columns = [geometry.AU_NAMES.index(name) for name in config.au_names]
     spectrogram = spectrogram_shape = None
     if config.audio:
         sound_rng = np.random.default_rng(np.random.SeedSequence([seed, subject, video, 2]))
@@ -267,7 +267,7 @@ def synth_video(config: SyntheticConfig, seed: int, subject: int, video: int) ->
         frame_width=size, frame_height=size, encoded_images=encoded, landmarks=landmarks, alignment=matrices,
         frame_index=np.arange(n), timestamp=np.arange(n) / config.fps,
         valence=track.affect[:, 0], arousal=track.affect[:, 1], expression=track.expression,
-        au=(track.aus[:, au_columns] >= render.AU_THRESHOLD).astype(np.int64), au_names=config.au_names,
+        au=(track.aus[:, au_columns] >= geometry.AU_THRESHOLD).astype(np.int64), au_names=config.au_names,
         spectrogram=spectrogram, spectrogram_shape=spectrogram_shape)
 
 
@@ -350,7 +350,7 @@ def render_video_file(path: str, num_faces: int = 1, num_frames: int = 90, width
     """Write a full-frame synthetic video with `num_faces` (1 or 2) faces; return its ground truth.
 
     Returns a dict of numpy arrays: "valence", "arousal" (T, F), "expression" (T, F), "aus" (T, F, 17)
-    intensities in `render.AU_NAMES` order, "landmarks" (T, F, 68, 2) in frame pixels, and
+    intensities in `geometry.AU_NAMES` order, "landmarks" (T, F, 68, 2) in frame pixels, and
     "fps", "width", "height". Faces are placed left to right in index order. `codec` is a
     PyAV encoder name ("h264" = libx264, "mpeg4"). `with_audio`: also an AAC mono 44.1 kHz track,
     `affect_audio` of face 0, returned as "audio" (float32 samples) and "sample_rate".
@@ -362,7 +362,7 @@ def render_video_file(path: str, num_faces: int = 1, num_frames: int = 90, width
     if width % 2 or height % 2:
         raise ValueError(f"width and height must be even for yuv420p, got {width}x{height}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 104729]))
-    identities = [render.sample_identity(rng) for _ in range(num_faces)]
+    identities = [geometry.sample_identity(rng) for _ in range(num_faces)]
     scale = face_scale or height * 0.17
     tracks = []
     for i in range(num_faces):

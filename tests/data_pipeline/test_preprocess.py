@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from real_videos import moving_face_frames, real_face
+from real_videos import moving_face_frames, real_face, write_media_folder
 
 from data_pipeline.faces import align
 from data_pipeline.media import decode
@@ -21,10 +21,7 @@ from data_pipeline.records import schema
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """good video (25 fps, moving face), still image, text file named .mp4, truncated mp4."""
-    root = tmp_path_factory.mktemp("inputs")
-    (root / "sub").mkdir()
-    decode.write_video(str(root / "sub" / "talk.mp4"), moving_face_frames(), fps=25)
-    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(real_face(), cv2.COLOR_RGB2BGR))
+    root = write_media_folder(tmp_path_factory.mktemp("inputs"))
     (root / "notes.mp4").write_text("not a video")
     whole = (root / "sub" / "talk.mp4").read_bytes()
     (root / "cut.mp4").write_bytes(whole[: len(whole) // 2])

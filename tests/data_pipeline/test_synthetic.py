@@ -8,7 +8,7 @@ import pytest
 
 from data_pipeline.faces import align
 from data_pipeline.synthetic import dataset as synthetic
-from data_pipeline.synthetic import render
+from data_pipeline.synthetic import geometry, render
 from data_pipeline.records import schema
 
 TINY = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=6, crop_size=48,
@@ -16,16 +16,16 @@ TINY = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_vi
 
 
 def _au(aus, name):
-    return aus[:, render.AU_NAMES.index(name)]
+    return aus[:, geometry.AU_NAMES.index(name)]
 
 
 def test_affect_drives_expression_and_aus():
     valence = np.array([0.0, 0.8, -0.6, 0.35, -0.75])
     arousal = np.array([0.0, 0.25, -0.6, 0.85, 0.5])
-    aus, expression = render.affect_to_aus(valence, arousal)
+    aus, expression = geometry.affect_to_aus(valence, arousal)
     names = [schema.EXPRESSIONS[e] for e in expression]
     assert names == ["neutral", "happiness", "sadness", "surprise", "anger"]
-    active = aus >= render.AU_THRESHOLD
+    active = aus >= geometry.AU_THRESHOLD
     assert not active[0].any()  # neutral: no AU
     assert _au(active, "AU12")[1] and _au(active, "AU6")[1]  # smile
     assert _au(active, "AU15")[2] and _au(active, "AU4")[2] and _au(active, "AU1")[2]
@@ -34,9 +34,9 @@ def test_affect_drives_expression_and_aus():
 
 
 def test_rendered_landmarks_follow_ibug_order_and_aus():
-    identity = render.sample_identity(np.random.default_rng(0))
-    pose = render.Pose(x=80, y=70, scale=40)
-    zero = np.zeros(len(render.AU_NAMES))
+    identity = geometry.sample_identity(np.random.default_rng(0))
+    pose = geometry.Pose(x=80, y=70, scale=40)
+    zero = np.zeros(len(geometry.AU_NAMES))
     image = np.zeros((160, 160, 3), np.uint8)
     lm = render.draw_face(image, identity, zero, pose)
     assert lm.shape == (68, 2) and image.std() > 10
@@ -47,8 +47,8 @@ def test_rendered_landmarks_follow_ibug_order_and_aus():
     def face(**aus):
         values = zero.copy()
         for name, value in aus.items():
-            values[render.AU_NAMES.index(name)] = value
-        return render.face_model(identity, values)["landmarks"][:, :2]
+            values[geometry.AU_NAMES.index(name)] = value
+        return geometry.face_model(identity, values)["landmarks"][:, :2]
 
     smile, frown, neutral = face(AU12=1.0), face(AU15=1.0), face()
     corner = lambda p: p[[48, 54], 1].mean() - p[[51, 57], 1].mean()  # noqa: E731  (y down: < 0 is lifted)

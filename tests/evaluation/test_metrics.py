@@ -9,7 +9,7 @@ import tensorflow as tf
 from scipy import stats
 from sklearn import metrics as skm
 
-from affnet.evaluation import metrics
+from affnet.evaluation import metrics, streaming
 
 
 def formula_ccc(x, y):
@@ -116,7 +116,7 @@ def test_streaming_ccc_in_seven_uneven_batches_equals_whole_set():
     y_true[100:150, 0] = np.nan
     weight = np.ones(1000, np.float32)
     weight[900:] = 0
-    got = feed_in_batches(metrics.StreamingCCC(), y_true, y_pred, UNEVEN_CUTS, weight)
+    got = feed_in_batches(streaming.StreamingCCC(), y_true, y_pred, UNEVEN_CUTS, weight)
     want = metrics.va_scores(y_true, y_pred, weight > 0)
     assert got["ccc_valence"] == pytest.approx(want["ccc_valence"], abs=1e-5)
     assert got["ccc_arousal"] == pytest.approx(want["ccc_arousal"], abs=1e-5)
@@ -129,7 +129,7 @@ def test_streaming_ccc_in_seven_uneven_batches_equals_whole_set():
 
 
 @pytest.mark.parametrize(
-    "cls, kind", [(metrics.StreamingMSE, "mse"), (metrics.StreamingPearson, "pcc")]
+    "cls, kind", [(streaming.StreamingMSE, "mse"), (streaming.StreamingPearson, "pcc")]
 )
 def test_streaming_mse_and_pearson_equal_whole_set(cls, kind):
     y_true, y_pred = va_pair(600, seed=3)
@@ -142,7 +142,7 @@ def test_streaming_mse_and_pearson_equal_whole_set(cls, kind):
 
 def test_streaming_sequence_tensors_and_bfloat16_predictions():
     y_true, y_pred = va_pair(4 * 20, seed=4)
-    metric = metrics.StreamingCCC()
+    metric = streaming.StreamingCCC()
     metric.update_state(y_true.reshape(4, 20, 2), tf.cast(y_pred.reshape(4, 20, 2), tf.bfloat16))
     y_pred16 = tf.cast(tf.cast(y_pred, tf.bfloat16), tf.float32).numpy()
     got = float(metric.result()["ccc_valence"])
@@ -152,12 +152,12 @@ def test_streaming_sequence_tensors_and_bfloat16_predictions():
 def test_streaming_constant_inputs_give_no_nan():
     const = np.full((30, 2), 0.3, np.float32)  # 0.3 is not exact: rounding must not matter
     ramp = np.stack([np.linspace(-1, 1, 30)] * 2, axis=1).astype(np.float32)
-    for cls in (metrics.StreamingCCC, metrics.StreamingPearson, metrics.StreamingMSE):
+    for cls in (streaming.StreamingCCC, streaming.StreamingPearson, streaming.StreamingMSE):
         metric = cls()
         assert all(np.isfinite(float(v)) for v in metric.result().values())  # empty
         metric.update_state(ramp, const)
         assert all(np.isfinite(float(v)) for v in metric.result().values())
-    ccc = metrics.StreamingCCC()
+    ccc = streaming.StreamingCCC()
     assert float(ccc.result()["ccc_mean"]) == 0.0
     ccc.update_state(const, const)
     assert float(ccc.result()["ccc_mean"]) == 1.0
@@ -170,7 +170,7 @@ def test_streaming_update_compiles_with_xla_and_float32_accumulators():
     y_true, y_pred = va_pair(300, seed=5)
     want = metrics.va_scores(y_true, y_pred)["ccc_mean"]
     for accumulator in ("float64", "float32"):
-        metric = metrics.StreamingCCC(accumulator_dtype=accumulator)
+        metric = streaming.StreamingCCC(accumulator_dtype=accumulator)
         update = tf.function(metric.update_state, jit_compile=True)
         for start in range(0, 300, 100):
             update(y_true[start:start + 100], y_pred[start:start + 100])
@@ -178,22 +178,22 @@ def test_streaming_update_compiles_with_xla_and_float32_accumulators():
 
 
 def test_streaming_metric_config_and_errors():
-    metric = metrics.StreamingCCC(dim_names=("v", "a", "d"), name="concordance")
+    metric = streaming.StreamingCCC(dim_names=("v", "a", "d"), name="concordance")
     restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
-    assert isinstance(restored, metrics.StreamingCCC)
+    assert isinstance(restored, streaming.StreamingCCC)
     assert restored.dim_names == ("v", "a", "d") and restored.name == "concordance"
     assert set(restored.result()) == {"concordance_v", "concordance_a", "concordance_d",
                                       "concordance_mean"}
     with pytest.raises(ValueError, match="float16"):
-        metrics.StreamingCCC(accumulator_dtype="float16")
+        streaming.StreamingCCC(accumulator_dtype="float16")
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
-        metrics.StreamingCCC().update_state(np.zeros((5, 3)), np.zeros((5, 3)))
+        streaming.StreamingCCC().update_state(np.zeros((5, 3)), np.zeros((5, 3)))
 
 
 def test_streaming_metrics_flatten_into_fit_logs():
     inputs = keras.Input((None, 3), name="frames")
     model = keras.Model(inputs, keras.layers.Dense(2, name="va")(inputs))
-    model.compile("adam", loss="mse", metrics=[metrics.StreamingCCC()])
+    model.compile("adam", loss="mse", metrics=[streaming.StreamingCCC()])
     x = np.random.default_rng(6).normal(size=(8, 5, 3)).astype(np.float32)
     y = np.tanh(x[..., :2])
     logs = model.evaluate(x, y, batch_size=3, return_dict=True, verbose=0)

@@ -2,13 +2,13 @@
 shapes with a dynamic T, gradients, .keras and SavedModel round trips.
 Full-size parameter counts: test_paper_param_counts.py."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from affnet.models import affwildnet, build, describe
 from helpers import assert_keras_round_trip
+from helpers import assert_mixed_bfloat16_xla
 from helpers import assert_serves_any_length
 from helpers import sequence_inputs as inputs
 from paper_counts import RELEASED_RESNET_GRU, SEQUENCE_EXPECTED, dense
@@ -109,13 +109,7 @@ def test_saved_model_round_trip_two_lengths(tmp_path):
 
 
 def test_mixed_bfloat16_and_xla():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = tiny("affwildnet_vggface")
-        out = tf.function(lambda x: model(x, training=False), jit_compile=True)(inputs())
-        assert out.dtype == tf.float32 and out.shape == (2, 3, 2)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert_mixed_bfloat16_xla(lambda: tiny("affwildnet_vggface"), inputs(), (2, 3, 2))
 
 
 @pytest.mark.parametrize("overrides, message", [

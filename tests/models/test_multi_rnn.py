@@ -13,6 +13,7 @@ from affnet.models import build, describe, fusion, multi_rnn
 from affnet.objectives import losses
 from affnet.weights import transfer
 from helpers import assert_keras_round_trip
+from helpers import assert_mixed_bfloat16_xla
 from helpers import assert_serves_any_length
 from helpers import sequence_inputs as inputs
 from paper_counts import vgg_conv_params
@@ -191,14 +192,7 @@ def test_saved_model_dynamic_time(tmp_path):
 
 @pytest.mark.slow
 def test_mixed_bfloat16_and_xla():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = tiny("cnn_3rnn")
-        out = tf.function(lambda x: model(x, training=False), jit_compile=True)(inputs())
-        assert out.dtype == tf.float32 and out.shape == (2, 3, 2)
-        assert np.all(np.isfinite(np.asarray(out)))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert_mixed_bfloat16_xla(lambda: tiny("cnn_3rnn"), inputs(), (2, 3, 2))
 
 
 # ------------------------------------------------------------------ model-level fusion
@@ -261,17 +255,6 @@ def test_bad_arguments(name, overrides, message):
 
 
 # ------------------------------------------------------------------ training on the synthetic set
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from data_pipeline.synthetic import dataset as synthetic
-
-    output = str(tmp_path_factory.mktemp("synthetic"))
-    config = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=32, crop_size=32,
-                                       frame_size=96)
-    synthetic.generate(output, config, seed=0)  # Writes every shard; `log` only reports progress.
-    return output
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from affnet.objectives import losses
-from affnet.evaluation.metrics import StreamingCCC
+from affnet.evaluation.streaming import StreamingCCC
 
 
 def np_ccc(x, y):

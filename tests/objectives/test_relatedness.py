@@ -11,6 +11,13 @@ def entry(matrix, emotion, au, au_names=AUS_FBN_17):
     return float(matrix[EXPRESSIONS.index(emotion), list(au_names).index(au)])
 
 
+def assert_entries(matrix, expected):
+    """Each {(emotion, AU): value} of `expected` is `matrix`'s entry; 0 and 1 exactly."""
+    for (emotion, au), value in expected.items():
+        got = entry(matrix, emotion, au)
+        assert got == (value if value in (0.0, 1.0) else pytest.approx(value)), (emotion, au, got)
+
+
 def test_cognitive_happiness_row():
     indicator = relatedness.relatedness_matrix(AUS_FBN_17, "cognitive")
     weighted = relatedness.relatedness_matrix(AUS_FBN_17, "cognitive", weighted=True)
@@ -27,13 +34,9 @@ def test_cognitive_happiness_row():
 def test_cognitive_spot_entries():
     weighted = relatedness.relatedness_matrix(AUS_FBN_17, "cognitive", weighted=True)
     # [FBN] eq. 8 example: AU2 prototypical for surprise, observational for fear.
-    assert entry(weighted, "surprise", "AU2") == 1.0
-    assert entry(weighted, "fear", "AU2") == pytest.approx(0.57)
-    assert entry(weighted, "sadness", "AU17") == pytest.approx(0.67)
-    assert entry(weighted, "anger", "AU23") == pytest.approx(0.29)
-    assert entry(weighted, "disgust", "AU24") == pytest.approx(0.26)
-    assert entry(weighted, "surprise", "AU5") == pytest.approx(0.66)
-    assert entry(weighted, "anger", "AU12") == 0.0
+    assert_entries(weighted, {("surprise", "AU2"): 1.0, ("fear", "AU2"): 0.57, ("sadness", "AU17"): 0.67,
+                              ("anger", "AU23"): 0.29, ("disgust", "AU24"): 0.26, ("surprise", "AU5"): 0.66,
+                              ("anger", "AU12"): 0.0})
     # Neutral has no row; AU14 is related to no emotion.
     assert not weighted[EXPRESSIONS.index("neutral")].any()
     assert not weighted[:, AUS_FBN_17.index("AU14")].any()
@@ -53,12 +56,8 @@ def test_au_outside_the_list_is_dropped_and_reported():
 def test_empirical_table_entries():
     weighted = relatedness.relatedness_matrix(AUS_FBN_17, "empirical", weighted=True)
     indicator = relatedness.relatedness_matrix(AUS_FBN_17, "empirical")
-    assert entry(weighted, "happiness", "AU12") == pytest.approx(0.82)
-    assert entry(weighted, "happiness", "AU7") == pytest.approx(0.83)
-    assert entry(weighted, "disgust", "AU10") == pytest.approx(0.85)
-    assert entry(weighted, "fear", "AU25") == pytest.approx(0.85)
-    assert entry(weighted, "anger", "AU9") == pytest.approx(0.15)
-    assert entry(weighted, "sadness", "AU15") == pytest.approx(0.42)
+    assert_entries(weighted, {("happiness", "AU12"): 0.82, ("happiness", "AU7"): 0.83, ("disgust", "AU10"): 0.85,
+                              ("fear", "AU25"): 0.85, ("anger", "AU9"): 0.15, ("sadness", "AU15"): 0.42})
     assert entry(indicator, "surprise", "AU26") == 1.0
     np.testing.assert_array_equal(indicator.sum(1), [0, 5, 6, 6, 5, 5, 6])
 

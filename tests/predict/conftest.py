@@ -1,9 +1,9 @@
 """Session fixtures of the predict tests: tiny exports of every kind, a folder of real-photo media."""
 
-import cv2
 import numpy as np
 import pytest
-from predict_fakes import face, make_export, moving_face_frames
+from predict_fakes import make_export
+from real_videos import write_media_folder
 
 from data_pipeline.media import decode
 
@@ -24,9 +24,6 @@ def exports(tmp_path_factory):
 @pytest.fixture(scope="session")
 def media(tmp_path_factory):
     """A folder: sub/talk.mp4 (12 frames at 25 fps, the astronaut moving), still.png, empty.mp4 (no face)."""
-    root = tmp_path_factory.mktemp("media")
-    (root / "sub").mkdir()
-    decode.write_video(str(root / "sub" / "talk.mp4"), moving_face_frames(), fps=25)
-    cv2.imwrite(str(root / "still.png"), cv2.cvtColor(face(), cv2.COLOR_RGB2BGR))
+    root = write_media_folder(tmp_path_factory.mktemp("media"), frames=12)
     decode.write_video(str(root / "empty.mp4"), [np.full((120, 160, 3), 90, np.uint8)] * 4, fps=25)
     return root

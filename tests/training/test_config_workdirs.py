@@ -16,16 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TINY = "width=0.125,input_size=32,fc_units=16,rnn_units=8,dropout=0.0"
 
 
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from data_pipeline.synthetic import dataset as synthetic
-
-    output = str(tmp_path_factory.mktemp("synthetic"))
-    synthetic.generate(output, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,
-                                                         crop_size=32, frame_size=96), seed=0, log=lambda m: None)
-    return output
-
-
 def _train(workdir, data, *flags):
     command = [sys.executable, "launch/train.py", "--model=affwildnet_vggface", f"--model_overrides={TINY}",
                f"--data={data}", f"--workdir={workdir}", "--seq_len=6", "--batch_size=2", "--train_steps=2",

@@ -14,13 +14,14 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import random_weights, serve_in_fresh_python
+
 from affnet import models
 from affnet.training import export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # 96x96 input (no resize in the signature), 1/16 width: a few seconds per export.
 TINY = dict(width=0.0625, fc_units=16, rnn_units=8)
-TINY_FLAG = "--model_overrides=width=0.0625,fc_units=16,rnn_units=8"
 
 
 def _env():
@@ -40,31 +41,9 @@ def _launch(script, *args):
     return done
 
 
-_FRESH_LOAD = """
-import sys, numpy as np, tensorflow as tf
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-inputs = np.load(sys.argv[2])
-out = serve(images=tf.constant(inputs["images"]), landmarks=tf.constant(inputs["landmarks"]))
-np.save(sys.argv[3], out["valence_arousal"].numpy())
-print(sorted(sys.modules.keys() & {"affnet", "data_pipeline"}))
-"""
-
-
-def _random_weights(model):
-    rng = np.random.default_rng(3)
-    for weight in model.weights:
-        weight.assign(rng.normal(0, 0.05, weight.shape).astype("float32"))
-    return model
-
-
 @pytest.mark.slow
-def test_weights_export_loads_without_affnet_and_predicts(tmp_path):
-    model = _random_weights(models.build("affwildnet_vggface_gru_released", **TINY))
-    weights = str(tmp_path / "released.weights.h5")
-    model.save_weights(weights)
-    out = str(tmp_path / "export")
-    done = _launch("export.py", "--model=affwildnet_vggface_gru_released", f"--weights={weights}", TINY_FLAG,
-                   f"--output={out}")
+def test_weights_export_loads_without_affnet_and_predicts(released_export, tmp_path):
+    model, out, done = released_export  # Random weights, `launch/export.py --weights` (tests/conftest.py).
     assert "no filtering" in done.stderr  # No evaluation behind weights: said in the log.
     info = json.load(open(os.path.join(out, "export.json")))
     assert info == {**info, "source": "weights", "model": "affwildnet_vggface_gru_released", "seq_len": 80,
@@ -77,13 +56,10 @@ def test_weights_export_loads_without_affnet_and_predicts(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, (2, 6, 96, 96, 3)).astype(np.float32)
     landmarks = rng.uniform(-1, 1, (2, 6, 136)).astype(np.float32)
-    np.savez(tmp_path / "inputs.npz", images=images, landmarks=landmarks)
-    loaded = _run("-c", _FRESH_LOAD, os.path.join(out, "saved_model"), str(tmp_path / "inputs.npz"),
-                  str(tmp_path / "out.npy"), timeout=300)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().endswith("[]")  # No affnet code was imported.
+    served, imported = serve_in_fresh_python(os.path.join(out, "saved_model"), images, landmarks, tmp_path)
+    assert imported == "[]"  # No affnet code was imported.
     expected = np.asarray(model({"images": images}, training=False))
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
     assert np.abs(expected).max() > 1e-3  # Not a constant model.
 
     # The export predicts on a video (dlib finds the rendered face).
@@ -100,7 +76,7 @@ def test_weights_export_loads_without_affnet_and_predicts(tmp_path):
 
 
 def test_keras_file_exports_the_same_model(tmp_path):
-    model = _random_weights(models.build("vggface_4096x2000x2", width=0.0625, fc_units=(16, 8)))
+    model = random_weights(models.build("vggface_4096x2000x2", width=0.0625, fc_units=(16, 8)))
     model.save(str(tmp_path / "cnn.keras"))
     logged = []
     info = export.export_weights(None, str(tmp_path / "cnn.keras"), str(tmp_path / "export"), seq_len=40,

@@ -3,30 +3,21 @@ windows `evaluate` chose on validation; an audio-visual export carries the
 spectrogram settings of its training data and the expression names."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from affnet import models
-from affnet.training import config as config_lib
-from affnet.training import evaluate, export, loop
+from affnet.training import evaluate, export
 from data_pipeline.records.schema import EXPRESSIONS
 
 
 @pytest.mark.slow
-def test_run_export_copies_the_postprocess_chosen_on_validation(tmp_path):
-    from data_pipeline.synthetic import dataset as synthetic
-
-    data = str(tmp_path / "data")
-    synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=40,
-                                                       crop_size=32, frame_size=96), seed=0)
+def test_run_export_copies_the_postprocess_chosen_on_validation(tiny_run, tmp_path):
     workdir = str(tmp_path / "run")
-    config = config_lib.TrainConfig.from_flat(
-        data=data, workdir=workdir, model="affwildnet_vggface",
-        model_overrides=dict(width=0.0625, input_size=32, fc_units=16, rnn_units=8), seq_len=8, batch_size=2,
-        train_steps=2, log_every=1, eval_every=2, checkpoint_every=2, eval_batch_size=4)
-    loop.Trainer(config, log=lambda _: None).train()
+    shutil.copytree(tiny_run, workdir)  # The session's 2-step run (tests/conftest.py); evaluated here.
     logged = []
     before = export.export_run(workdir, str(tmp_path / "before"), log=logged.append)
     assert before["postprocess"] == export.no_postprocess() and "no evaluation" in " ".join(logged)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_init_and_resume import _trainer, synthetic_data  # noqa: E402,F401 (fixture)
+from test_init_and_resume import _trainer  # noqa: E402
 from test_loop import _config  # noqa: E402
 
 from affnet.models import build  # noqa: E402

@@ -21,19 +21,6 @@ from test_loop import _config  # noqa: E402
 
 from affnet.training import checkpointing, loop  # noqa: E402
 
-SYNTHETIC = dict(subjects=3, videos_per_subject=1, frames_per_video=32, crop_size=32, frame_size=96)
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    """The tiny synthetic set of tests/models/test_multi_rnn.py (one 32-frame video per split)."""
-    from data_pipeline.synthetic import dataset as synthetic
-
-    output = str(tmp_path_factory.mktemp("synthetic"))
-    synthetic.generate(output, synthetic.SyntheticConfig(**SYNTHETIC), seed=0, log=lambda message: None)
-    return output
-
-
 def _trainer(config):
     return loop.Trainer(config, log=lambda *a: None)
 

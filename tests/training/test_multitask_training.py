@@ -4,7 +4,6 @@ and both loss couplings, [AW] Sec. 5.2 categorical fine-tuning from a VA run,
 then evaluation (expression / AU measures) and export (probability outputs)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -14,17 +13,6 @@ from affnet.training import config as config_lib
 from affnet.training import evaluate, export, loop
 
 TINY = dict(width=0.125, input_size=32, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from data_pipeline.synthetic import dataset as synthetic
-
-    output = str(tmp_path_factory.mktemp("synthetic"))
-    config = synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24, crop_size=32,
-                                       frame_size=96, au_set="17")
-    synthetic.generate(output, config, seed=0)
-    return output
 
 
 def _config(workdir, data, **changes):
@@ -107,15 +95,15 @@ def test_facebehaviornet_task_batches_and_couplings(tmp_path, synthetic_data):
 
 
 @pytest.mark.slow
-def test_categorical_fine_tuning_from_a_va_run(tmp_path, synthetic_data):
-    base = dict(model="affwildnet_vggface", model_overrides=dict(TINY, fc_units=16, rnn_units=8))
-    va_config = _config(tmp_path / "va", synthetic_data, loss="ccc", **base)
-    va_trainer, _, _ = _train(va_config)
-    cat_config = _config(tmp_path / "cat", synthetic_data, categorical=True, init_weights=str(tmp_path / "va"),
+def test_categorical_fine_tuning_from_a_va_run(tmp_path, synthetic_data, tiny_run):
+    # The VA run: the session's 2-step AffWildNet-VGGFace-GRU run (tests/conftest.py), read only.
+    va_config = config_lib.load(tiny_run)
+    base = dict(model=va_config.model.name, model_overrides=dict(va_config.model.overrides))
+    cat_config = _config(tmp_path / "cat", synthetic_data, categorical=True, init_weights=tiny_run,
                          train_steps=1, **base)
     cat_trainer = loop.Trainer(cat_config, log=lambda m: None)
     # Every layer but the new output layer starts from the VA run ([AW] Sec. 5.2).
-    donor = export.load_run_model(str(tmp_path / "va"))[1]
+    donor = export.load_run_model(tiny_run)[1]
     np.testing.assert_array_equal(cat_trainer.model.get_layer("fc1").get_weights()[0],
                                   donor.get_layer("fc1").get_weights()[0])
     assert "va_output" not in [layer.name for layer in cat_trainer.model.layers]

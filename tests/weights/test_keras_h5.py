@@ -34,6 +34,14 @@ def write_keras2_h5(path, layers, full_model=False):
                 group.create_dataset(weight_name, data=array)
 
 
+def conv_dense_layers(reference, kernel="{}/kernel:0", bias="{}/bias:0"):
+    """`write_keras2_h5`'s layer list of a Keras model of conv / dense layers, each weight named
+    by formatting `kernel` / `bias` with its layer's name (Keras 2: "<layer>/kernel:0")."""
+    return [(layer.name, [(kernel.format(layer.name), np.asarray(layer.kernel)),
+                          (bias.format(layer.name), np.asarray(layer.bias))] if layer.weights else [])
+            for layer in reference.layers]
+
+
 def _randomise(model):
     for weight in model.weights:
         weight.assign(np.random.normal(0.0, 0.05, weight.shape).astype("float32"))
@@ -88,9 +96,7 @@ def test_keras_vggface_vgg16_matches_reference_with_vggface1_preprocessing(tmp_p
 def test_imagenet_vgg16_keras1_names_into_a_nested_frame_cnn(tmp_path):
     reference = _keras_vgg16_reference(32)
     # Keras-1 era files (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5) name weights `<layer>_W_1:0`.
-    layers = [(layer.name, [(f"{layer.name}_W_1:0", np.asarray(layer.kernel)),
-                            (f"{layer.name}_b_1:0", np.asarray(layer.bias))] if layer.weights else [])
-              for layer in reference.layers]
+    layers = conv_dense_layers(reference, kernel="{}_W_1:0", bias="{}_b_1:0")
     path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     write_keras2_h5(path, layers)
 
@@ -262,9 +268,7 @@ def test_keras_vggface_resnet50_output_matches_an_independent_reference(tmp_path
 
 def test_errors_name_the_file_and_the_problem(tmp_path):
     reference = _keras_vgg16_reference(32)
-    layers = [(layer.name, [(f"{layer.name}/kernel:0", np.asarray(layer.kernel)),
-                            (f"{layer.name}/bias:0", np.asarray(layer.bias))] if layer.weights else [])
-              for layer in reference.layers]
+    layers = conv_dense_layers(reference)
     path = tmp_path / "vgg16_notop.h5"
     write_keras2_h5(path, layers)
     narrow = backbones.vgg16(input_size=32, width=0.5)
