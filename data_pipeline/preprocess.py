@@ -46,7 +46,6 @@ def _parser() -> cli.ArgumentParser:
     parser.add_argument("--track", choices=detect.TRACK_MODES, default=defaults.track,
                         help="largest: the largest face of each frame; iou: the person seen most (one track); "
                              "all: every person, one track each (persons by face descriptor)")
-    parser.add_argument("--iou_threshold", type=float, default=defaults.iou_threshold)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--noprogress", action="store_true",
                         help="no progress bar over frames (there is none when stderr is not a terminal)")

@@ -18,17 +18,21 @@ def test_device_check_runs_tiny_on_two_logical_cpus():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["gpus"] == [] and report["tiny"]
-    ran, refused = report["results"]
+    ran, two_replicas = report["results"]
     assert (ran["status"], ran["replicas"], ran["global_batch"]) == ("ok", 1, 2), ran
     assert ran["loss_finite"] and ran["frames_per_s"] > 0 and ran["peak_memory_gib"] == []
-    assert (refused["status"], refused["replicas"], refused["xla"]) == ("refused", 2, True), refused
-    assert "one replica" in refused["error"]
+    # XLA on several replicas: compiled forward and backward around the all-reduced statistics.
+    assert (two_replicas["status"], two_replicas["replicas"], two_replicas["xla"]) == ("ok", 2, True), two_replicas
+    assert two_replicas["loss_finite"]
     assert report["all_losses_finite"]
 
 
 def test_without_a_gpu_it_says_so_and_fails(capsys):
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import gpu_check
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "bench", "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
 
     assert gpu_check.main([]) == 1  # The test process sees no GPU (conftest).
     assert "sees no GPU" in json.loads(capsys.readouterr().out)["error"]

@@ -88,10 +88,6 @@ def image_size(config: TrainConfig) -> int:
     return int(config.build_overrides.get("input_size", describe(config.model.name).defaults.get("input_size", 96)))
 
 
-def uses_landmarks(config: TrainConfig) -> bool:
-    return bool(config.build_overrides.get("landmarks", describe(config.model.name).defaults.get("landmarks", True)))
-
-
 def reader_arguments(model) -> dict:
     """The `make_dataset` arguments `model` implies: the AU columns it predicts
     (multi-task models' `au_names`) and the width of its `spectrogram` input."""

@@ -38,6 +38,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from data_pipeline.base import checks
 from data_pipeline.base import cli
 
 DETECTORS = ("blazeface", "blazeface_short", "mtcnn", "hog", "cnn")
@@ -342,54 +343,32 @@ class FaceTracker:
     """Groups per-frame detections into one track per person.
 
     mode "largest": one track (id 0) holding the largest face of each frame.
-    mode "iou" / "all": the person ids given to `update` are the track ids;
-    without them, greedy IoU matching of each detection (largest first) to the
-    track whose last box overlaps it most (IoU >= iou_threshold, seen within
-    `max_gap` frames), unmatched faces starting new tracks. "iou" keeps the
-    main track (most frames, then largest mean area), "all" keeps every track.
+    mode "iou" / "all": the person ids given to `update` (dlib face descriptors,
+    `identity.py`, through `track.FaceFollower`) are the track ids; "iou" keeps
+    the main track (most frames, then largest mean area), "all" keeps every
+    track. ("iou" names the mode after the overlap matching the person ids
+    replaced; the mode's meaning, one main person, is unchanged.)
     """
 
-    def __init__(self, mode: str = "largest", iou_threshold: float = 0.3, max_gap: int = 15):
-        if mode not in TRACK_MODES:
-            raise ValueError(f"track mode must be one of {TRACK_MODES}, got {mode!r}")
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
+    def __init__(self, mode: str = "largest"):
+        checks.check_choice(mode, "track mode", TRACK_MODES)
         self.mode = mode
-        self.iou_threshold = iou_threshold
-        self.max_gap = max_gap
-        self._last = {}  # track id -> (frame number, box)
-        self._next_id = 0
         self.frames = {}  # track id -> count
         self.areas = {}  # track id -> summed area
 
     def update(self, frame_number: int, detections: Sequence[Detection], persons: Optional[Sequence[int]] = None):
         """Assign this frame's detections to tracks -> list of (track_id, Detection).
 
-        `persons`: a known person id per detection (`track.FaceFollower`), used
-        as the track id in modes "iou" / "all" instead of IoU matching.
+        `persons`: the person id of each detection, required in modes "iou" / "all".
         """
-        ordered = sorted(detections, key=lambda d: -d.area)
         if self.mode == "largest":
+            ordered = sorted(detections, key=lambda d: -d.area)
             assigned = [(0, ordered[0])] if ordered else []
-        elif persons is not None:
-            assigned = list(zip(persons, detections))
+        elif persons is None:
+            raise ValueError(f"track mode {self.mode!r} needs a person id per detection")
         else:
-            assigned = []
-            free = {tid for tid, (seen, _) in self._last.items() if frame_number - seen <= self.max_gap}
-            for detection in ordered:
-                best, best_iou = None, self.iou_threshold
-                for tid in free:
-                    overlap = iou(self._last[tid][1], detection.box)
-                    if overlap >= best_iou:
-                        best, best_iou = tid, overlap
-                if best is None:
-                    best = self._next_id
-                    self._next_id += 1
-                else:
-                    free.discard(best)
-                assigned.append((best, detection))
+            assigned = list(zip(persons, detections))
         for tid, detection in assigned:
-            self._last[tid] = (frame_number, detection.box)
             self.frames[tid] = self.frames.get(tid, 0) + 1
             self.areas[tid] = self.areas.get(tid, 0.0) + detection.area
         return assigned

@@ -144,8 +144,8 @@ def merge(passes: List[FacePass]) -> FacePass:
     return merged
 
 
-def kept_tracks(result: FacePass, mode: str, iou_threshold: float) -> List[int]:
+def kept_tracks(result: FacePass, mode: str) -> List[int]:
     """The track ids to write (`detect.FaceTracker.kept_tracks` on the pass's counts)."""
-    tracker = detect.FaceTracker(mode, iou_threshold)
+    tracker = detect.FaceTracker(mode)
     tracker.frames, tracker.areas = result.track_frames, result.track_areas
     return tracker.kept_tracks()

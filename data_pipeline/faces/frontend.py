@@ -99,7 +99,7 @@ class FrontEnd:
         detector, landmarker = face_models(options, detector_threads)
         self.identities = identity.IdentityBank() if options.track != "largest" else None
         self.follower = track.FaceFollower(detector, landmarker, options.detect_every, self.identities)
-        self.tracker = detect.FaceTracker(options.track, options.iou_threshold)
+        self.tracker = detect.FaceTracker(options.track)
         self._number = 0
         self._cache_index = None
         self._cache: tuple = ([], {})

@@ -25,9 +25,7 @@ class PreprocessOptions:
     follow faces by their landmarks in between (`track.FaceFollower`; 1 =
     detect on every frame); track: "largest" writes the largest face of each
     frame, "iou" the person seen most, "all" every person (persons told apart
-    by dlib's face descriptor, `identity.py`); iou_threshold: unused since
-    persons are matched by descriptor (kept so old option files load);
-    audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
+    by dlib's face descriptor, `identity.py`); audio*: the spectrogram (see the module docstring and `audio.SpectrogramConfig`).
     """
 
     detector: str = detect.DEFAULT_DETECTOR
@@ -37,7 +35,6 @@ class PreprocessOptions:
     crop_size: int = 96
     alignment: str = "similarity"
     track: str = "largest"
-    iou_threshold: float = 0.3
     gzip: bool = False
     image_format: str = "jpeg"
     jpeg_quality: int = 95

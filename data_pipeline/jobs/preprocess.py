@@ -153,7 +153,7 @@ def process_video(path: str, options: PreprocessOptions = PreprocessOptions(), l
         fps = (decoded - 1) / (last_time - first_time) if last_time > first_time else 30.0
     records = []
     tracks = []
-    for track_id in face_pass.kept_tracks(found, options.track, options.iou_threshold):
+    for track_id in face_pass.kept_tracks(found, options.track):
         rows = found.rows.get(track_id, [])
         tracks.append({"track_id": int(track_id), "frames": len(rows)})
         track_name = f"{video_id}_face{track_id}" if options.track == "all" else video_id

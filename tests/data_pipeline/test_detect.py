@@ -90,22 +90,20 @@ def _face(x, y, size=50, score=1.0):
     return detect.Detection((x, y, x + size, y + size), score)
 
 
-def test_iou_tracker_follows_two_people_and_picks_the_main_one():
+def test_iou_tracker_keeps_the_person_seen_most():
     tracker = detect.FaceTracker("iou")
-    # Person A moves right slowly in all 6 frames; person B (larger) appears in 3.
-    assigned = []
+    # Person 0 is in all 6 frames; person 1 (larger) in 3.
     for n in range(6):
-        faces = [_face(10 + 5 * n, 10)]
+        faces, persons = [_face(10 + 5 * n, 10)], [0]
         if n in (1, 2, 3):
             faces.append(_face(200, 100 + 3 * n, size=80))
-        assigned.append(tracker.update(n, faces))
-    ids_a = [dict((d.box[1], t) for t, d in frame)[10] for frame in assigned]
-    assert len(set(ids_a)) == 1
-    ids_b = {t for frame in assigned for t, d in frame if d.box[0] == 200}
-    assert len(ids_b) == 1 and ids_b != set(ids_a)
-    assert tracker.main_track() == ids_a[0]
-    assert tracker.kept_tracks() == [ids_a[0]]
+            persons.append(1)
+        assert [t for t, _ in tracker.update(n, faces, persons)] == persons
+    assert tracker.main_track() == 0
+    assert tracker.kept_tracks() == [0]
     assert detect.FaceTracker("all").kept_tracks() == []
+    with pytest.raises(ValueError, match="person id"):
+        detect.FaceTracker("all").update(0, [_face(0, 0)])
 
 
 def test_largest_tracker_keeps_the_biggest_face_only():
@@ -115,8 +113,3 @@ def test_largest_tracker_keeps_the_biggest_face_only():
     assert tracker.update(1, []) == []
 
 
-def test_track_restarts_after_a_jump():
-    tracker = detect.FaceTracker("all")
-    first = tracker.update(0, [_face(0, 0)])[0][0]
-    second = tracker.update(1, [_face(300, 300)])[0][0]
-    assert first != second and tracker.kept_tracks() == sorted([first, second])

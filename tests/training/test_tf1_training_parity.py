@@ -4,13 +4,10 @@ the same loss (concordance over the batch's frames) and optimizer
 (`tf.train.AdamOptimizer` defaults), from the same weights on the same batches
 (uint8 for the trainer, as its reader gives them)."""
 
-import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights"))
 import tf1_reference as ref  # noqa: E402
 
 from affnet import models  # noqa: E402
