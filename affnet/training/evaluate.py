@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from affnet.evaluation import decision_fusion, postprocess, scoring
 from affnet.training import data, export, modeling
+from data_pipeline.base import atomic
 
 
 def _collect(config, model, split, jit_compile):
@@ -56,6 +57,13 @@ def _write_predictions(directory, split, filtered, raw, utterances):
         files["utterance"] = (f"predictions_{split}_utterance.npz", utterances)
     return {key: decision_fusion.write_predictions(os.path.join(directory, name), videos)
             for key, (name, videos) in files.items()}
+
+
+def _plot(videos, per_video_scores, path):
+    # The temporary keeps the .png suffix: matplotlib picks the format by it.
+    atomic.replace_atomically(path, lambda temporary: scoring.plot_videos(videos, per_video_scores, temporary),
+                              atomic.temporary_path(path) + ".png")
+    return path
 
 
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", median_filter: bool = True,
@@ -107,12 +115,10 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
     if has_va:
         result["predictions"] = _write_predictions(directory, split, filtered, videos, utterances)
     if plot and final.get("per_video"):
-        result["plot"] = scoring.plot_videos(filtered, final["per_video"],
-                                                os.path.join(directory, f"eval_{split}_videos.png"))
+        result["plot"] = _plot(filtered, final["per_video"], os.path.join(directory, f"eval_{split}_videos.png"))
     result["seconds"] = round(time.perf_counter() - start, 1)
-    with open(output + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, default=float)
-    os.replace(output + ".tmp", output)
+    # Last: the result JSON is the evaluation's completion record, written after every file it lists.
+    atomic.write_text(output, json.dumps(result, indent=1, default=float))
     if has_va:
         log(f"{split}: CCC valence {result['ccc_valence']:.4f} arousal {result['ccc_arousal']:.4f} "
             f"(raw {raw['ccc_valence']:.4f} / {raw['ccc_arousal']:.4f}; median windows "
