@@ -49,6 +49,8 @@ import _cli  # noqa: E402  (before TensorFlow: silences its C++ logs)
 
 from absl import app, flags  # noqa: E402
 
+from data_pipeline.base import atomic  # noqa: E402  (standard library only)
+
 
 _PREDICTIONS = flags.DEFINE_list("predictions", None, "Prediction files (.csv/.npz) to fuse, one per network.")
 _VALIDATION_PREDICTIONS = flags.DEFINE_list(
@@ -106,8 +108,8 @@ def _fuse(decision_fusion):
               "fused": decision_fusion.labelled_scores(fused) or {},
               "networks": [decision_fusion.labelled_scores(n) or {} for n in networks]}
     report_path = os.path.splitext(output)[0] + ".json"
-    with open(report_path, "w") as handle:
-        json.dump(report, handle, indent=2)
+    # Both files whole or absent, the report last: a report on disk means the fused file is complete.
+    atomic.write_text(report_path, json.dumps(report, indent=2))
     fused_ccc = report["fused"]
     summary = (f"CCC valence {fused_ccc['ccc_valence']:.4f} arousal {fused_ccc['ccc_arousal']:.4f}"
                if fused_ccc else "no labels")

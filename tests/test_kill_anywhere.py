@@ -1,9 +1,13 @@
-"""Kill anywhere: each writing command (preprocess, the Aff-Wild2 adapter, export, predict), SIGKILLed (its
-whole process group) at moments spread over its run and re-run with the same command, ends with the outputs
-of an uninterrupted run, no temporary file, and the work finished before the kill not redone.
+"""Kill anywhere: each writing command (preprocess, the Aff-Wild2 adapter, export, predict, train, evaluate,
+fuse, convert), SIGKILLed (its whole process group) at moments spread over its run and re-run with the same
+command, ends with the outputs of an uninterrupted run, no temporary file, and the work finished before the
+kill not redone.
 
-Moments are fractions of the uninterrupted run's wall time (commands whose run is mostly real work) or
-the appearance of a given file (commands whose start-up, importing TensorFlow, is most of the run). The
+Moments are fractions of the uninterrupted run's wall time (commands whose run is mostly real work), the
+appearance of a given file (commands whose start-up, importing TensorFlow, is most of the run), or a hook
+inside the command (`HOOKED`: the process kills itself at an exact write of `data_pipeline.base.atomic`,
+with a temporary written and not yet renamed, or just after the rename; for commands whose few writes
+come in a burst at the end). The
 checks hold whatever state the kill left, so the test does not depend on where exactly it landed; each
 kill is asserted to have hit a running process. Compared: every file byte for byte, JSON files with
 timing fields removed, the output folder's path replaced and a skipped entry's status read as the one
@@ -33,10 +37,45 @@ RUN_COUNTS = {"ok", "skipped"}
 # Differ between two uninterrupted exports too: the zip's file times and a fresh uuid in the fingerprint.
 NONDETERMINISTIC = {"model.keras", os.path.join("saved_model", "fingerprint.pb")}
 TINY = {"width": 0.125, "input_size": 32, "fc_units": 16, "rnn_units": 8, "dropout": 0.0}
+# Runs a command (`-m module ...` or `script.py ...`) that SIGKILLs itself at the COUNT-th atomic write of a
+# file whose name matches GLOB: "write" with that file's temporary written, "rename" just after its rename.
+HOOKED = """
+import fnmatch, os, runpy, signal, sys
+from data_pipeline.base import atomic
+stage, pattern, count, command = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+replace, seen = atomic.replace_atomically, []
+def killing(path, write, temporary=""):
+    if fnmatch.fnmatch(os.path.basename(path), pattern):
+        seen.append(path)
+    if len(seen) == count and seen[-1] == path and stage == "write":
+        write(temporary or atomic.temporary_path(path))
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(path, write, temporary)
+    if len(seen) == count and seen[-1] == path:
+        os.kill(os.getpid(), signal.SIGKILL)
+atomic.replace_atomically = killing
+if command[0] == "-m":
+    sys.argv = command[1:]
+    runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+else:
+    sys.argv = command
+    sys.path.insert(0, os.path.dirname(os.path.abspath(command[0])))
+    runpy.run_path(command[0], run_name="__main__")
+"""
 
 
 def _files(out):
     return sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out) for f in fs)
+
+
+def _arrays(data):
+    """An NPZ's arrays, comparable: the zip's member times differ between two identical writes."""
+    import io
+
+    import numpy as np
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {k: (arrays[k].dtype.str, arrays[k].shape, arrays[k].tobytes()) for k in arrays.files}
 
 
 def _normalise(value, key=""):
@@ -60,23 +99,33 @@ def _contents(out):
         data = (out / name).read_bytes()
         if name.endswith(".json"):
             data = _normalise(json.loads(data.decode().replace(str(out), "<out>")))
+        elif name.endswith(".npz"):
+            data = _arrays(data)
         found[name] = data
     return found
+
+
+def _arguments(command, out):
+    """`command` writing to `out`: its "{out}" arguments filled in, or `--output=out` added."""
+    if any("{out}" in argument for argument in command):
+        return [argument.replace("{out}", str(out)) for argument in command]
+    return [*command, f"--output={out}"]
 
 
 def _run(command, out):
     env = dict(os.environ, PYTHONPATH=ROOT)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, *command, f"--output={out}"], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, *_arguments(command, out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
     return done, time.monotonic() - start
 
 
 def _kill(command, out, moment, deadline=300):
-    """Start `command`, SIGKILL its process group at `moment` (seconds, or a glob a new file's relative path
-    matches); return whether it was still running then."""
+    """Start `command`, SIGKILL its process group at `moment` (seconds, a glob a new file's relative path
+    matches, or a `HOOKED` (stage, glob, count)); return whether it was still running then."""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    process = subprocess.Popen([sys.executable, *command, f"--output={out}"], cwd=ROOT, env=env,
+    hook = ["-c", HOOKED, *map(str, moment)] if isinstance(moment, tuple) else []
+    process = subprocess.Popen([sys.executable, *hook, *_arguments(command, out)], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     start = time.monotonic()
     try:
@@ -91,7 +140,7 @@ def _kill(command, out, moment, deadline=300):
         if running:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    return running
+    return running or process.returncode == -signal.SIGKILL  # A hook's kill ends the process itself.
 
 
 def _check_kills(command, out_root, moments, finished_glob=None):
@@ -167,3 +216,79 @@ def test_export_and_predict_killed_anywhere(videos, weights, tmp_path):
     # first completion record (one input finished, the others not).
     command = ["launch/predict.py", f"--input={videos}", f"--model={model}", "--noprogress"]
     assert _check_kills(command, tmp_path / "predict", ["*.csv", "*.done.json"], finished_glob="*.done.json") == 2
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    from data_pipeline.synthetic import dataset as synthetic
+
+    data = str(tmp_path_factory.mktemp("synthetic") / "data")
+    synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,
+                                                       crop_size=32, split_fractions=(1 / 3, 1 / 3, 1 / 3)))
+    return data
+
+
+def _train_command(data):
+    return ["launch/train.py", f"--flagfile={os.path.join(ROOT, 'affnet', 'configs', 'demo.flags')}",
+            f"--data={data}", "--workdir={out}", "--model_overrides=width=0.0625,input_size=32,fc_units=16,rnn_units=8",
+            "--seq_len=8", "--batch_size=2", "--lr_decay_steps=0", "--train_steps=6", "--eval_every=2",
+            "--checkpoint_every=2", "--log_every=2"]
+
+
+def _trained_files(workdir):
+    """A workdir's files but TensorBoard's: an event file is an append-only log named by its start time,
+    and a resumed run opens one of its own."""
+    return [name for name in _files(workdir) if ".tfevents." not in name]
+
+
+@pytest.mark.slow
+def test_train_evaluate_and_fuse_killed_anywhere(synthetic_data, tmp_path):
+    """Train (6 steps, checkpoints and evaluations every 2), evaluate its run, fuse two of the prediction files."""
+    command = _train_command(synthetic_data)
+    baseline = tmp_path / "train" / "uninterrupted"
+    done, _ = _run(command, baseline)
+    assert done.returncode == 0, done.stderr
+    steps = lambda workdir: [json.loads(line)["step"] for line in (workdir / "eval_history.json").open()]  # noqa
+    assert steps(baseline) == [2, 4, 6]
+    # Train: killed mid-write of step 4's evaluation history, before its checkpoint: the rerun resumes from
+    # ckpt-2, redoes steps 3-4 and their evaluation. Trained weights are not compared: CPU kernels do not
+    # promise the same bits from a resumed run.
+    out = tmp_path / "train" / "killed"
+    assert _kill(command, out, ("write", "eval_history.json", 2))
+    assert not (out / "checkpoints" / "ckpt-4.index").exists()
+    again, _ = _run(command, out)
+    assert again.returncode == 0, again.stderr
+    assert f"resumed from {out / 'checkpoints' / 'ckpt-2'} at step 2" in again.stdout + again.stderr
+    assert _trained_files(out) == _trained_files(baseline)  # Same step, same files, no temporary.
+    assert steps(out) == [2, 4, 6] and json.loads((out / "flags.json").read_text()) == json.loads(
+        (baseline / "flags.json").read_text().replace(str(baseline), str(out)))
+
+    # Evaluate the uninterrupted run: killed with the raw predictions' temporary written (the filtered
+    # ones finished), and just after its result JSON, the completion record (the rerun skips it all).
+    evaluate = ["launch/evaluate.py", f"--workdir={baseline}", "--output={out}/eval_test.json"]
+    assert _check_kills(evaluate, tmp_path / "evaluate", [("write", "*_raw.npz", 1), ("rename", "eval_test.json", 1)],
+                        finished_glob="eval_test.json") == 2
+    predictions = tmp_path / "evaluate" / "uninterrupted"
+    assert _files(predictions) == ["eval_test.json", "eval_test_videos.png", "predictions_test.npz",
+                                   "predictions_test_raw.npz"]
+    # Fuse the filtered and the raw predictions: killed after the fused file, before its report.
+    fuse = ["launch/fuse.py", "--level=frame", "--validation_ccc=0.5:0.4,0.3:0.2", "--output={out}/fused.csv",
+            f"--predictions={predictions / 'predictions_test.npz'},{predictions / 'predictions_test_raw.npz'}"]
+    assert _check_kills(fuse, tmp_path / "fuse", [("rename", "fused.csv", 1)]) == 1
+
+
+@pytest.mark.slow
+def test_convert_killed_anywhere(tmp_path):
+    """Released TF1 weights into a .weights.h5 file, killed with its temporary written, before the rename."""
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(ROOT, "tests", "weights"))
+    import tf1_reference as ref
+
+    images = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    _, released = ref.run_and_save(ref.vggface_cnn, images, tmp_path / "released" / "model.ckpt", fc_units=(48, 20),
+                                   width=0.125)
+    command = ["-m", "affnet.weights.convert", "--format=tf1", f"--checkpoint={released}",
+               "--model=vggface_4096x2000x2", "--output={out}/vggface.weights.h5", "--set", "input_size=32",
+               "--set", "width=0.125", "--set", "fc_units=(48, 20)"]
+    assert _check_kills(command, tmp_path / "convert", [("write", "vggface.weights.h5", 1)]) == 1

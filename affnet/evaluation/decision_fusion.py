@@ -35,6 +35,7 @@ import numpy as np
 
 from affnet.evaluation import scoring
 from affnet.evaluation.scoring import DIMENSIONS, VideoPredictions
+from data_pipeline.base import atomic
 
 
 def decision_weights(validation_ccc, clip_negative=False):
@@ -170,7 +171,8 @@ def read_predictions(path) -> Dict[str, VideoPredictions]:
 
 
 def write_predictions(path, videos: Mapping[str, VideoPredictions]):
-    """Write `{video_id: VideoPredictions}` as a prediction CSV or NPZ (by suffix)."""
+    """Write `{video_id: VideoPredictions}` as a prediction CSV or NPZ (by suffix), whole or not at all
+    (`atomic.replace_atomically`: a kill mid-write leaves no partial file under `path`)."""
     path = os.fspath(path)
     names = sorted(videos)
     ids = np.concatenate([[name] * len(videos[name].frame_index) for name in names]).astype(str)
@@ -178,16 +180,23 @@ def write_predictions(path, videos: Mapping[str, VideoPredictions]):
     predictions = np.concatenate([videos[name].predictions for name in names])
     labels = np.concatenate([videos[name].labels for name in names])
     if path.endswith(".npz"):
-        np.savez(path, video_id=ids, frame_index=frames, predictions=predictions, labels=labels)
+        # The temporary keeps the .npz suffix: np.savez appends one to a name without it.
+        atomic.replace_atomically(path, lambda temporary: np.savez(
+            temporary, video_id=ids, frame_index=frames, predictions=predictions, labels=labels),
+            atomic.temporary_path(path) + ".npz")
         return path
     if not path.endswith(".csv"):
         raise ValueError(f"{path}: prediction files are .csv or .npz")
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["video_id", "frame_index", *DIMENSIONS, *_LABEL_COLUMNS])
-        for i in range(len(ids)):
-            label_text = ["" if np.isnan(v) else repr(float(v)) for v in labels[i]]
-            writer.writerow([ids[i], int(frames[i]), *[repr(float(v)) for v in predictions[i]], *label_text])
+
+    def write_csv(temporary):
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video_id", "frame_index", *DIMENSIONS, *_LABEL_COLUMNS])
+            for i in range(len(ids)):
+                label_text = ["" if np.isnan(v) else repr(float(v)) for v in labels[i]]
+                writer.writerow([ids[i], int(frames[i]), *[repr(float(v)) for v in predictions[i]], *label_text])
+
+    atomic.replace_atomically(path, write_csv)
     return path
 
 

@@ -10,7 +10,9 @@ Layout in the workdir:
 
 TF writes a checkpoint's files before it updates the `checkpoint` index file,
 so a process killed mid-save leaves the previous checkpoint as the latest:
-SIGKILL loses at most the steps since the last save.
+SIGKILL loses at most the steps since the last save. The run's JSON files
+(`best.json`, the evaluation history) are written whole or not at all
+(`data_pipeline.base.atomic`).
 """
 
 import json
@@ -19,6 +21,8 @@ from typing import Optional
 
 import keras
 import tensorflow as tf
+
+from data_pipeline.base import atomic
 
 LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -238,9 +242,21 @@ def read_best(workdir: str) -> Optional[dict]:
 
 
 def _write_json(path, values):
-    with open(path + ".tmp", "w") as f:
-        json.dump(values, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    atomic.write_text(path, json.dumps(values, indent=2, sort_keys=True))
+
+
+def record_eval(path: str, values: dict) -> None:
+    """Add the evaluation `values` (with its "step") to the JSON-lines history at `path`.
+
+    The file is rewritten whole (`atomic.write_text`), entries at `values["step"]` or later dropped:
+    a run killed after an evaluation but before its checkpoint redoes those steps on resume and
+    evaluates them again, and the history keeps one entry per step, as an uninterrupted run's.
+    """
+    kept = []
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = [line for line in f.read().splitlines() if line and json.loads(line)["step"] < values["step"]]
+    atomic.write_text(path, "".join(line + "\n" for line in kept + [json.dumps(values, sort_keys=True)]))
 
 
 def checkpoint_path(workdir: str, which: str = "best") -> str:

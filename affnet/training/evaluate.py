@@ -26,6 +26,10 @@ reads), beside the result JSON, for runs with a valence-arousal output:
 `predictions_<split>_raw.npz` per frame unfiltered, and for utterance-level
 runs `predictions_<split>_utterance.npz`, one row per utterance (at its first
 frame) holding the chain's final estimate.
+
+Every file is written whole or not at all (`data_pipeline.base.atomic`), the result JSON last: it is
+the completion record, and the same command finding it (same checkpoint and options, its files present)
+skips the evaluation, so a killed run re-run redoes only what was not finished.
 """
 
 import json
@@ -37,6 +41,7 @@ import tensorflow as tf
 from affnet.evaluation import decision_fusion, postprocess, scoring
 from affnet.training import data, export, modeling
 from data_pipeline.adapters import affwild2
+from data_pipeline.base import atomic
 
 
 def _collect(config, model, split, jit_compile):
@@ -70,6 +75,24 @@ def write_challenge_files(directory: str, videos) -> list:
     return paths
 
 
+def _plot(videos, per_video_scores, path):
+    # The temporary keeps the .png suffix: matplotlib picks the format by it.
+    atomic.replace_atomically(path, lambda temporary: scoring.plot_videos(videos, per_video_scores, temporary),
+                              atomic.temporary_path(path) + ".png")
+    return path
+
+
+def _finished(output: str, made_with: dict):
+    """The result JSON at `output` if it was made with `made_with` and every file it lists is present."""
+    try:
+        with open(output) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    listed = [*(result.get("predictions") or {}).values(), *([result["plot"]] if result.get("plot") else [])]
+    return result if result.get("made_with") == made_with and all(map(os.path.exists, listed)) else None
+
+
 def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", median_filter: bool = True,
                  output: str = "", plot: bool = True, log=print, skip_corrupt_shards: bool = False,
                  write_predictions: str = "") -> dict:
@@ -82,7 +105,17 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
     directory, receives the post-processed predictions as challenge files (`write_challenge_files`).
     """
     start = time.perf_counter()
+    output = output or default_output(workdir, split)
     config, model, path = export.load_run_model(workdir, checkpoint)
+    # The same command again (a rerun after a kill) skips a finished evaluation: the result JSON, written
+    # last, records what made it (the checkpoint's file time too: a retrained run's differs).
+    made_with = {"split": split, "checkpoint": path, "checkpoint_time_ns": tf.io.gfile.stat(path + ".index").mtime_nsec,
+                 "median_filter": median_filter, "plot": plot, "skip_corrupt_shards": skip_corrupt_shards,
+                 "write_predictions": os.path.abspath(write_predictions) if write_predictions else ""}
+    finished = _finished(output, made_with)
+    if finished is not None:
+        log(f"{output}: already evaluated {path} on {split!r} with these options; skipped (delete it to redo)")
+        return finished
     if skip_corrupt_shards:
         config = config.replace(skip_corrupt_shards=True)
     splits = [split] + ([config.data.eval_split] if median_filter and config.data.eval_split != split else [])
@@ -115,7 +148,7 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
         result["utterance_level"] = {
             **scoring.scores(utterances, per_video=False),
             "raw": scoring.scores(scoring.utterances(videos, config.data.seq_len), per_video=False)}
-    output = output or default_output(workdir, split)
+    result["made_with"] = made_with
     directory = os.path.dirname(os.path.abspath(output))
     os.makedirs(directory, exist_ok=True)
     if has_va:
@@ -127,12 +160,10 @@ def evaluate_run(workdir: str, split: str = "test", checkpoint: str = "best", me
                                      "videos": len(write_challenge_files(write_predictions, filtered))}
         log(f"{split}: {len(filtered)} challenge files (valence,arousal per frame) -> {write_predictions}")
     if plot and final.get("per_video"):
-        result["plot"] = scoring.plot_videos(filtered, final["per_video"],
-                                                os.path.join(directory, f"eval_{split}_videos.png"))
+        result["plot"] = _plot(filtered, final["per_video"], os.path.join(directory, f"eval_{split}_videos.png"))
     result["seconds"] = round(time.perf_counter() - start, 1)
-    with open(output + ".tmp", "w") as f:
-        json.dump(result, f, indent=1, default=float)
-    os.replace(output + ".tmp", output)
+    # Last: the result JSON is the evaluation's completion record, written after every file it lists.
+    atomic.write_text(output, json.dumps(result, indent=1, default=float))
     if has_va:
         log(f"{split}: CCC valence {result['ccc_valence']:.4f} arousal {result['ccc_arousal']:.4f} "
             f"(raw {raw['ccc_valence']:.4f} / {raw['ccc_arousal']:.4f}; median windows "

@@ -18,7 +18,6 @@ own checkpoint. Checkpoints of model, optimizer and step every
 latest one (see `data` for the data position semantics).
 """
 
-import json
 import os
 import time
 from typing import Callable, Optional
@@ -38,11 +37,6 @@ EVAL_HISTORY = "eval_history.json"
 # Multi-task validation scores logged beside the VA ones (scoring.scores).
 _TASK_SCORES = ("expression_f1", "expression_accuracy", "expression_total", "au_f1", "au_accuracy", "au_total",
                 "multitask_score")
-
-
-def _append_json_line(path, values):
-    with open(path, "a") as f:
-        f.write(json.dumps(values, sort_keys=True) + "\n")
 
 
 def _prepare_workdir(config: TrainConfig, chief: bool):
@@ -265,8 +259,8 @@ class Trainer:
                     labels, predictions, f"{self.config.data.eval_split} step {step}"))
                 summaries.image(self.val_writer, step, "va_traces", summaries.va_traces_png(
                     videos, f"{self.config.data.eval_split} step {step}"))
-            _append_json_line(os.path.join(self.config.runtime.workdir, EVAL_HISTORY),
-                              {"step": step, **{k: v for k, v in scores.items() if not isinstance(v, list)}})
+            checkpointing.record_eval(os.path.join(self.config.runtime.workdir, EVAL_HISTORY),
+                                      {"step": step, **{k: v for k, v in scores.items() if not isinstance(v, list)}})
         key = self.selection_key
         if self.checkpoints.maybe_save_best(scores, key):
             self.log(f"step {step}: new best {self.config.data.eval_split} {key} {scores[key]:.4f}")
@@ -308,12 +302,13 @@ class Trainer:
                 summaries.scalars(self.train_writer, step, {
                     "loss": loss, "learning_rate": rate, "steps_per_second": steps_per_second,
                     "frames_per_second": frames_per_second, **terms})
-            if step % config.runtime.checkpoint_every == 0 or step == config.optimisation.train_steps:
-                self.checkpoints.save_latest()
+            # Evaluate before saving: a run killed between the two redoes the evaluation on resume.
             if evaluate and (step % config.runtime.eval_every == 0 or step == config.optimisation.train_steps):
                 last_scores = self._log_eval(step)
                 evaluated_at = step
                 progress.rates(step)  # Evaluation time is not training throughput.
+            if step % config.runtime.checkpoint_every == 0 or step == config.optimisation.train_steps:
+                self.checkpoints.save_latest()
         result = {"step": step, "best": self.checkpoints.best_record}
         if evaluated_at is not None:
             result["last_eval"] = last_scores

@@ -29,6 +29,7 @@ import ast
 import os
 from typing import Dict, Mapping, Optional
 
+from data_pipeline.base import atomic
 from data_pipeline.base import checks
 from data_pipeline.base import cli
 
@@ -96,11 +97,19 @@ def convert(format, checkpoint, model_name, output: Optional[str] = None, **over
         directory = os.path.dirname(output)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        if output.endswith(".keras"):
-            model.save(output)
-        else:
-            model.save_weights(output)
+        save(model, output)
     return model, report, used
+
+
+def save(model, output):
+    """`model` to `output` (`.keras`: the whole model; `.weights.h5`: its weights), whole or not at all.
+
+    Keras picks the format by the suffix, so the temporary keeps it (`<output>.tmp.keras`,
+    `<output>.tmp.weights.h5`); one left by a killed run is overwritten by the next.
+    """
+    suffix = ".keras" if output.endswith(".keras") else ".weights.h5"
+    temporary = atomic.temporary_path(output) + suffix
+    atomic.replace_atomically(output, model.save if suffix == ".keras" else model.save_weights, temporary)
 
 
 def _parse_overrides(items):
