@@ -2,7 +2,7 @@
 
 Generates a small synthetic set (data_pipeline.synthetic) in a temporary
 directory, then measures in one run:
-  * reader frames/s per CPU core: `make_dataset(..., "train")` at 4 x 80
+  * reader frames/s per CPU core: `make_train_dataset(..., "train")` at 4 x 80
     (the [AW2] batch) as the trainer reads it (uint8 crops, normalised on the
     accelerator; reads not deterministic), with the tf.data private thread
     pool limited to 1 thread, and as frames per CPU-second of the process
@@ -37,13 +37,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def reader_rate(data, batches, batch, seq_len, threads, uint8=True, baseline=False):
     import tensorflow as tf
 
-    from data_pipeline.reader import input as reader
+    if baseline:  # Another tree's reader, with its own defaults (the flat data_pipeline of 6a12641).
+        import importlib
 
-    if baseline:  # Another tree's reader, with its own defaults.
-        dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
+        old_reader = importlib.import_module("data_pipeline.input")
+        dataset = old_reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0)
     else:
-        dataset = reader.make_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0, uint8_images=uint8,
-                                      deterministic=not uint8)
+        from data_pipeline.reader import input as reader
+
+        dataset = reader.make_train_dataset(data, "train", seq_len=seq_len, batch_size=batch, seed=0,
+                                            uint8_images=uint8, deterministic=not uint8)
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
     iterator = iter(dataset.with_options(options))

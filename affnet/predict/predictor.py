@@ -29,6 +29,7 @@ from affnet.predict import outputs, report, resume, runtime, sources, statistics
 from data_pipeline.jobs import rules as job_rules
 from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
+from data_pipeline.media import display as display_lib
 from data_pipeline.faces import chunks, frontend
 from data_pipeline.faces.options import PreprocessOptions
 
@@ -166,7 +167,7 @@ class Predictor:
         tracks: Dict[int, List[int]] = {}
         predictions: Dict[str, Dict[int, np.ndarray]] = {}
         model_seconds = 0.0
-        display = decode.DisplayLog()
+        display = display_lib.DisplayLog()
         bar = progress.bar(None, description, self.options.progress)
         for chunk in _produce(self._faces(frame_iter, location), self.options.chunk_frames):
             spectrogram_rows = None

@@ -16,6 +16,8 @@ from typing import Iterator, List, Optional, Sequence
 
 from data_pipeline.media import decode
 
+from data_pipeline.media import display as display_lib
+
 LIVE_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 LIVE_QUEUE_FRAMES = 64  # ~2 s at 30 fps: the most a live source buffers before dropping frames.
 
@@ -95,7 +97,7 @@ def _live_frames(location: str, max_frames: Optional[int]) -> Iterator[decode.Fr
     def read():
         try:
             start = None
-            displayer = decode.Displayer()
+            displayer = display_lib.Displayer()
             stream = container.streams.video[0]
             for index, frame in enumerate(container.decode(stream)):
                 if stop.is_set() or (max_frames is not None and index >= max_frames):

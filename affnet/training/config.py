@@ -16,13 +16,13 @@ Defaults follow [AW2] Sec. IV-A (VGGFACE1-GRU-attention): batch 4 sequences x
 80 frames, Adam, learning rate 1e-3 decayed by 0.97 every 400 steps (staircase).
 """
 
-import ast
 import dataclasses
 import json
 import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from data_pipeline.base import key_values
 from data_pipeline.base.checks import suggest
 
 from affnet.names import COUPLINGS, TASKS
@@ -42,35 +42,9 @@ Pairs = Tuple[Tuple[str, Any], ...]
 Names = Tuple[str, ...]
 
 
-def _top_level_items(text: str):
-    """`text` split at the commas outside brackets: "a=1,b=(2,3)" -> ["a=1", "b=(2,3)"]."""
-    items, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += char in "([{"
-        depth -= char in ")]}"
-        if char == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [item.strip() for item in items if item.strip()]
-
-
 def parse_overrides(text: str) -> Dict[str, Any]:
-    """`"width=0.125,rnn_units=64,landmarks=False,fc_units=(128,128)"` -> dict
-    of Python literals (commas inside brackets belong to the value).
-
-    Values that are not Python literals stay strings (`backbone=resnet50`).
-    """
-    overrides = {}
-    for item in _top_level_items(text or ""):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{item!r} in {text!r} is not of the form key=value")
-        try:
-            overrides[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            overrides[key.strip()] = value.strip()
-    return overrides
+    """`"width=0.125,rnn_units=64,landmarks=False,fc_units=(128,128)"` -> dict (`key_values.parse`)."""
+    return key_values.parse(text, "key=value setting")
 
 
 def setting(default, help: str, *, flag: str = "", choices: Tuple = (), keys: Tuple = (),

@@ -1,6 +1,6 @@
 """Where a run's data comes from: presence checks and the dataset functions.
 
-The reader is `data_pipeline.reader.input.make_dataset`; this module only adapts it to
+The readers are `data_pipeline.reader.input.make_train_dataset` / `make_eval_dataset`; this module only adapts it to
 a `TrainConfig` and to `tf.distribute` (each replica builds its own pipeline
 with the per-replica batch; the input context shards the files).
 
@@ -21,7 +21,7 @@ import tensorflow as tf
 from affnet.models import describe
 from affnet.training.config import TrainConfig
 from data_pipeline.records import shards
-from data_pipeline.reader.input import list_files, make_dataset, make_multitask_dataset
+from data_pipeline.reader.input import list_files, make_eval_dataset, make_multitask_dataset, make_train_dataset
 
 # How to obtain and prepare each dataset a flagfile names.
 _PREPARE = {
@@ -89,7 +89,7 @@ def image_size(config: TrainConfig) -> int:
 
 
 def reader_arguments(model) -> dict:
-    """The `make_dataset` arguments `model` implies: the AU columns it predicts
+    """The reader arguments `model` implies: the AU columns it predicts
     (multi-task models' `au_names`) and the width of its `spectrogram` input."""
     arguments = {}
     au_names = getattr(model, "au_names", None)
@@ -108,7 +108,7 @@ def _seed(config: TrainConfig, start_step: int) -> int:
 def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict] = None):
     """`fn(input_context) -> dataset` of per-replica training batches.
 
-    reader: extra `make_dataset` arguments (`reader_arguments(model)`).
+    reader: extra reader arguments (`reader_arguments(model)`).
     Images come as uint8 (normalised inside the step, on the device) and in
     completion order unless `data.deterministic_input`.
     With `task_batch_sizes` ([FBN] Sec. VI-B), one dataset per task (from
@@ -118,14 +118,14 @@ def train_dataset_fn(config: TrainConfig, start_step: int, reader: Optional[dict
     """
     reader = dict(reader or {})
     # uint8 crops: the step normalises them on the accelerator (`modeling.model_inputs`).
-    common = dict(seq_len=config.data.seq_len, training=True, image_size=image_size(config),
+    common = dict(seq_len=config.data.seq_len, image_size=image_size(config),
                   oversample=config.data.oversample, skip_corrupt_shards=config.data.skip_corrupt_shards,
                   uint8_images=True, deterministic=config.data.deterministic_input, **reader)
 
     def dataset_fn(input_context):
-        # make_dataset takes the global batch and divides it by the replicas.
+        # The reader takes the global batch and divides it by the replicas.
         if not config.multitask.task_batch_sizes:
-            return make_dataset(config.data.dir, config.data.train_split, batch_size=config.data.batch_size,
+            return make_train_dataset(config.data.dir, config.data.train_split, batch_size=config.data.batch_size,
                                 seed=_seed(config, start_step), input_context=input_context, **common)
         task_data = dict(config.multitask.task_data)
         sizes = dict(config.multitask.task_batch_sizes)
@@ -149,9 +149,9 @@ def train_data_dirs(config: TrainConfig):
 
 def eval_dataset(config: TrainConfig, split: str, reader: Optional[dict] = None) -> tf.data.Dataset:
     """Every frame of `split` once, in `seq_len` windows (not distributed)."""
-    return make_dataset(config.data.dir, split, config.data.seq_len, config.data.eval_batch, training=False,
-                        image_size=image_size(config), skip_corrupt_shards=config.data.skip_corrupt_shards,
-                        **(reader or {}))
+    return make_eval_dataset(config.data.dir, split, config.data.seq_len, config.data.eval_batch,
+                             image_size=image_size(config), skip_corrupt_shards=config.data.skip_corrupt_shards,
+                             **(reader or {}))
 
 
 def _files(config: TrainConfig, split: str) -> List[str]:

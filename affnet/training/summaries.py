@@ -37,6 +37,18 @@ def scalars(writer, step: int, values: dict):
     writer.flush()
 
 
+def _png(figure, title: str) -> bytes:
+    """The figure, titled, as PNG bytes (closed afterwards)."""
+    from matplotlib import pyplot
+
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot.close(figure)
+    return buffer.getvalue()
+
+
 def va_scatter_png(labels, predictions, title: str = "", max_points: int = 5000, seed: int = 0) -> bytes:
     """A PNG of predicted against true (valence, arousal) per dimension."""
     import matplotlib
@@ -58,12 +70,7 @@ def va_scatter_png(labels, predictions, title: str = "", max_points: int = 5000,
     axes[2].scatter(predictions[:, 0], predictions[:, 1], s=2, alpha=0.3, label="predictions")
     axes[2].set(xlim=(-1, 1), ylim=(-1, 1), xlabel="valence", ylabel="arousal")
     axes[2].legend(loc="lower right", fontsize=8)
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return _png(figure, title)
 
 
 def image(writer, step: int, name: str, png: bytes):
@@ -169,12 +176,7 @@ def va_traces_png(videos: Mapping[str, object], title: str = "", count: int = 3)
             ax.title.set_fontsize(8)
         axes[row, 0].legend(loc="lower left", fontsize=7)
     axes[-1, 0].set_xlabel("frame")
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return _png(figure, title)
 
 
 class Progress:

@@ -25,13 +25,10 @@ The options are parsed with argparse, not absl: this module is importable
 library code, and absl flags are defined only in `launch/` (STYLE.md).
 """
 
-import ast
 import os
 from typing import Dict, Mapping, Optional
 
-from data_pipeline.base import atomic
-from data_pipeline.base import checks
-from data_pipeline.base import cli
+from data_pipeline.base import atomic, checks, cli, key_values
 
 # The models and the weight readers (TensorFlow) are imported where they are used, so that
 # `python -m affnet.weights.convert --help` answers at once (tests/test_architecture.py lists
@@ -112,19 +109,6 @@ def save(model, output):
     atomic.replace_atomically(output, model.save if suffix == ".keras" else model.save_weights, temporary)
 
 
-def _parse_overrides(items):
-    overrides = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
-    return overrides
-
-
 def _parser():
     parser = cli.ArgumentParser(prog="python -m affnet.weights.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--format", required=True, choices=FORMATS)
@@ -140,7 +124,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     cli.import_tensorflow_quietly()  # After parsing: --help never loads TensorFlow.
     model, report, used = convert(args.format, args.checkpoint, args.model, args.output,
-                                  **_parse_overrides(args.set))
+                                  **key_values.parse(args.set, "--set"))
     count = len(getattr(report, "assigned", None) or getattr(report, "loaded", []))
     print(f"{args.checkpoint} ({report.layout}): {count} tensors/layers loaded into {args.model}")
     for name in getattr(report, "unused", []):

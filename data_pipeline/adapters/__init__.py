@@ -27,7 +27,8 @@ from data_pipeline.adapters import common
 from data_pipeline.adapters.affwild import AffWildAdapter
 from data_pipeline.adapters.affwild2 import AffWild2Adapter
 from data_pipeline.adapters.afewva import AfewVaAdapter
-from data_pipeline.adapters.common import Adapter, VideoItem, item_records, write_items
+from data_pipeline.adapters.common import Adapter, item_records, write_items
+from data_pipeline.adapters.discovery import VideoItem
 from data_pipeline.adapters.omg import OmgAdapter
 from data_pipeline.adapters.recola import RecolaAdapter
 

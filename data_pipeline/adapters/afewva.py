@@ -28,6 +28,7 @@ from typing import List
 import numpy as np
 
 from data_pipeline.records import annotations, schema, splits
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import common
 
 LABEL_RANGE = 10.0
@@ -83,13 +84,13 @@ class AfewVaAdapter(common.Adapter):
             raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
         self.folds, self.seed, self.fps = int(folds), int(seed), float(fps)
 
-    def discover(self, root: str) -> List[common.VideoItem]:
-        common.require_dir(root, "AFEW-VA root")
+    def discover(self, root: str) -> List[discovery.VideoItem]:
+        discovery.require_dir(root, "AFEW-VA root")
         clips = []
         for path in clip_files(root):
             clip = os.path.basename(os.path.dirname(path))
             actor, frames = read_clip(path)
-            files, numbers = common.numbered_frames(os.path.dirname(path))
+            files, numbers = discovery.numbered_frames(os.path.dirname(path))
             if not files:
                 raise ValueError(f"{os.path.dirname(path)}: no numbered frame images beside {os.path.basename(path)}")
             clips.append((clip, actor or clip, frames, files, numbers, path))
@@ -108,7 +109,7 @@ class AfewVaAdapter(common.Adapter):
                 given = frames.get(int(number), (None, None, None))[2]
                 if given is not None:
                     points[row] = given
-            items.append(common.VideoItem(
+            items.append(discovery.VideoItem(
                 video_id=clip, split=fold[subject], subject_id=subject,
                 labels=annotations.FrameLabels(valence=valence, arousal=arousal),
                 frame_files=files, frame_index=numbers, frame_landmarks=points, fps=self.fps,

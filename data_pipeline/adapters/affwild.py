@@ -21,13 +21,14 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from data_pipeline.records import annotations
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import affwild2, common
 
 
 def read_values(path: str) -> np.ndarray:
     """One float in [-1, 1] per line -> (N,) float32."""
     values = []
-    for number, line in enumerate(common.read_lines(path), start=1):
+    for number, line in enumerate(discovery.read_lines(path), start=1):
         try:
             value = float(line.split(",")[0])
         except ValueError:
@@ -57,7 +58,7 @@ def annotation_pairs(root: str) -> Dict[str, Tuple[str, str, str]]:
         arousal_dir = os.path.join(folder, "arousal")
         if not os.path.isdir(arousal_dir):
             raise ValueError(f"{valence_dir}: no arousal/ folder beside it")
-        split = common.split_name(os.path.basename(folder))
+        split = discovery.split_name(os.path.basename(folder))
         if split is None:
             raise ValueError(f"{folder}: cannot tell the split (expected a train/ or test/ folder)")
         for name in sorted(os.listdir(valence_dir)):
@@ -83,12 +84,12 @@ class AffWildAdapter(common.Adapter):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         self.missing = missing
 
-    def discover(self, root: str) -> List[common.VideoItem]:
-        common.require_dir(root, "Aff-Wild root")
+    def discover(self, root: str) -> List[discovery.VideoItem]:
+        discovery.require_dir(root, "Aff-Wild root")
         pairs = annotation_pairs(root)
         if not pairs:
             raise ValueError(f"{root}: no Aff-Wild annotations (expected <split>/valence/*.txt and arousal/*.txt)")
-        videos = common.index_media(root)
+        videos = discovery.index_media(root)
         items = []
         for name, (split, valence_path, arousal_path) in sorted(pairs.items()):
             try:
@@ -101,7 +102,7 @@ class AffWildAdapter(common.Adapter):
                 if self.missing == "skip":
                     continue
                 raise ValueError(f"{root}: annotations {valence_path} but no video named {base}")
-            items.append(common.VideoItem(
+            items.append(discovery.VideoItem(
                 video_id=name, split=split, subject_id=name,
                 labels=labels, video_path=found[0], face=side if name not in videos else "",
                 source_path=os.path.relpath(found[0], root), info={"label_files": [valence_path, arousal_path]},

@@ -43,6 +43,7 @@ import numpy as np
 
 from data_pipeline.base import atomic, checks
 from data_pipeline.records import annotations, schema
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import common
 
 TASK_FOLDERS = {
@@ -74,7 +75,7 @@ def _numbers(path: str, lines: Sequence[str], columns: int, cast):
 
 
 def _header(path: str) -> Tuple[List[str], List[str]]:
-    lines = common.read_lines(path)
+    lines = discovery.read_lines(path)
     if not lines:
         raise ValueError(f"{path}: empty annotation file")
     return [h.strip() for h in lines[0].split(",")], lines[1:]
@@ -189,7 +190,7 @@ def annotation_files(root: str, tasks: Sequence[str] = TASKS) -> Dict[str, Dict[
         files = {}
         for folder in folders:
             for sub in sorted(os.listdir(folder)):
-                split = common.split_name(sub)
+                split = discovery.split_name(sub)
                 if split is None or not os.path.isdir(os.path.join(folder, sub)):
                     continue
                 for name in sorted(os.listdir(os.path.join(folder, sub))):
@@ -222,8 +223,8 @@ class AffWild2Adapter(common.Adapter):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         self.tasks, self.source, self.fps, self.missing = tuple(tasks), source, float(fps), missing
 
-    def discover(self, root: str) -> List[common.VideoItem]:
-        common.require_dir(root, "Aff-Wild2 root")
+    def discover(self, root: str) -> List[discovery.VideoItem]:
+        discovery.require_dir(root, "Aff-Wild2 root")
         files = annotation_files(root, self.tasks)
         names = sorted(set().union(*(f.keys() for f in files.values())))
         if not names:
@@ -231,7 +232,7 @@ class AffWild2Adapter(common.Adapter):
                              f"(looked for folders {[n for t in self.tasks for n in TASK_FOLDERS[t]]})")
         cropped = _find_folders(root, CROPPED_FOLDERS)
         skip = {os.path.basename(p) for p in cropped}
-        videos = common.index_media(root, exclude=tuple(skip)) if self.source != "cropped" else {}
+        videos = discovery.index_media(root, exclude=tuple(skip)) if self.source != "cropped" else {}
         items = []
         for name in names:
             item = self._item(root, name, files, cropped, videos)
@@ -263,7 +264,7 @@ class AffWild2Adapter(common.Adapter):
                 labels = labels.merge(read_au(path))
         return split, labels, info
 
-    def _item(self, root, name, files, cropped, videos) -> Optional[common.VideoItem]:
+    def _item(self, root, name, files, cropped, videos) -> Optional[discovery.VideoItem]:
         try:
             split, labels, info = self._labels(name, files)
             error = ""
@@ -280,12 +281,12 @@ class AffWild2Adapter(common.Adapter):
                 return None
             raise ValueError(f"{root}: annotations for {name} but no {wanted} (use missing='skip' to ignore)")
         if use_frames:
-            frame_files, numbers = common.numbered_frames(frame_dir)
-            return common.VideoItem(
+            frame_files, numbers = discovery.numbered_frames(frame_dir)
+            return discovery.VideoItem(
                 video_id=name, split=split, subject_id=name, labels=labels, frame_files=frame_files,
                 frame_index=numbers - 1, frames_aligned=True, fps=self.fps,
                 source_path=os.path.relpath(frame_dir, root), info=info, error=error)
-        return common.VideoItem(
+        return discovery.VideoItem(
             video_id=name, split=split, subject_id=name, labels=labels, video_path=video,
             face=side if name not in videos else "", source_path=os.path.relpath(video, root),
             info=info, error=error)

@@ -25,6 +25,7 @@ import numpy as np
 
 from data_pipeline.records import annotations, schema
 from data_pipeline.media import decode
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import common
 
 CSV_FILES = {
@@ -94,8 +95,8 @@ class OmgAdapter(common.Adapter):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         self.missing = missing
 
-    def discover(self, root: str) -> List[common.VideoItem]:
-        common.require_dir(root, "OMG-Emotion root")
+    def discover(self, root: str) -> List[discovery.VideoItem]:
+        discovery.require_dir(root, "OMG-Emotion root")
         clips = index_utterances(root)
         items = []
         for split, names in CSV_FILES.items():
@@ -116,7 +117,7 @@ class OmgAdapter(common.Adapter):
                 labels = annotations.FrameLabels(
                     valence=np.full(frames, valence, np.float32), arousal=np.full(frames, arousal, np.float32),
                     expression=np.full(frames, expression, np.int64))
-                items.append(common.VideoItem(
+                items.append(discovery.VideoItem(
                     video_id=f"{video}/{os.path.splitext(utterance)[0]}", split=split, subject_id=video,
                     labels=labels, video_path=clip, source_path=os.path.relpath(clip, root),
                     info={"utterance": utterance, "utterance_valence": valence, "utterance_arousal": arousal}))

@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_pipeline.records import annotations, splits
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import common
 
 PAPER_SIZES = {"train": 16, "validation": 15, "test": 15}
@@ -44,7 +45,7 @@ DIMENSIONS = ("valence", "arousal")
 
 def read_ratings(path: str) -> Tuple[np.ndarray, List[str], np.ndarray]:
     """-> (times (M,), annotator names, ratings (A, M)); ',' or ';' separated."""
-    lines = common.read_lines(path)
+    lines = discovery.read_lines(path)
     if len(lines) < 2:
         raise ValueError(f"{path}: expected a header and at least one row")
     separator = ";" if ";" in lines[0] else ","
@@ -128,7 +129,7 @@ class RecolaAdapter(common.Adapter):
             if unknown:
                 raise ValueError(f"{self.split_file}: no split for subjects {unknown}")
             return assignment
-        avec = {s: common.split_name(s.split("_")[0]) for s in subjects}
+        avec = {s: discovery.split_name(s.split("_")[0]) for s in subjects}
         if all(avec.values()) and all("_" in s for s in subjects):
             return avec
         if len(subjects) == sum(PAPER_SIZES.values()):
@@ -151,14 +152,14 @@ class RecolaAdapter(common.Adapter):
         self.fusion_report[dimension] = {"method": self.fusion}
         return {s: annotations.fuse(traces[s][2], self.fusion) for s in subjects}
 
-    def discover(self, root: str) -> List[common.VideoItem]:
-        common.require_dir(root, "RECOLA root")
+    def discover(self, root: str) -> List[discovery.VideoItem]:
+        discovery.require_dir(root, "RECOLA root")
         files = rating_files(root)
         if not files:
             raise ValueError(f"{root}: no RECOLA ratings (expected arousal/<subject>.csv and valence/<subject>.csv)")
         traces = {d: {s: read_ratings(f[d]) for s, f in files.items()} for d in DIMENSIONS}
         fused = {d: self._fuse(d, traces[d]) for d in DIMENSIONS}
-        videos = common.index_media(root)
+        videos = discovery.index_media(root)
         assignment = self._splits(sorted(files))
         items = []
         for subject in sorted(files):
@@ -172,9 +173,9 @@ class RecolaAdapter(common.Adapter):
                     continue
                 raise ValueError(f"{root}: ratings {files[subject]['valence']} but no video named {subject}")
             step = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
-            items.append(common.VideoItem(
+            items.append(discovery.VideoItem(
                 video_id=subject, split=assignment[subject], subject_id=subject,
-                timed_labels=common.TimedLabels(times, fused["valence"][subject], fused["arousal"][subject],
+                timed_labels=discovery.TimedLabels(times, fused["valence"][subject], fused["arousal"][subject],
                                                 max_distance=1.5 * step),
                 video_path=found[0], source_path=os.path.relpath(found[0], root),
                 info={"fusion": {d: self.fusion_report[d]["method"] for d in DIMENSIONS}}))

@@ -22,6 +22,7 @@ import numpy as np
 
 from data_pipeline.base import background
 from data_pipeline.media import decode
+from data_pipeline.media import display as display_lib
 from data_pipeline.faces import detect, frontend, identity
 from data_pipeline.base import progress as progress_bar
 
@@ -52,7 +53,7 @@ class FacePass:
     detections_run: int = 0
     scene_cuts: int = 0
     truncations: List[dict] = dataclasses.field(default_factory=list)
-    display: decode.DisplayLog = dataclasses.field(default_factory=decode.DisplayLog)
+    display: display_lib.DisplayLog = dataclasses.field(default_factory=display_lib.DisplayLog)
 
 
 def init_worker():

@@ -160,50 +160,57 @@ def _window_dataset(files, seq_len, stride, training, seed, file_aus, au_names, 
     return windows.filter(lambda w: tf.reduce_sum(w["valid"]) > 0)
 
 
-def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, *, training: Optional[bool] = None,
-                 stride: Optional[int] = None, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-                 seed: Optional[int] = None, image_size: int = 96, au_names: Optional[Sequence[str]] = None,
-                 spectrogram_dim: int = 0, oversample=False, repeat: Optional[bool] = None,
-                 input_context: Optional[tf.distribute.InputContext] = None,
-                 deterministic: Optional[bool] = None, skip_corrupt_shards: bool = False,
-                 uint8_images: bool = False) -> tf.data.Dataset:
-    """Batches of `seq_len`-frame windows of `split` (see the module docstring for the element).
+def make_train_dataset(data: str, split: str = "train", seq_len: int = 80, batch_size: int = 4, *,
+                       stride: Optional[int] = None, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                       seed: Optional[int] = None, image_size: int = 96, au_names: Optional[Sequence[str]] = None,
+                       spectrogram_dim: int = 0, oversample=False, epochs: Optional[int] = None,
+                       input_context: Optional[tf.distribute.InputContext] = None, deterministic: bool = True,
+                       skip_corrupt_shards: bool = False, uint8_images: bool = False) -> tf.data.Dataset:
+    """Training batches of `seq_len`-frame windows of `split` (module docstring): files and windows
+    shuffled, repeated `epochs` times (None: forever), the last partial batch dropped.
 
-    training: default `split == "train"`; shuffles files and windows, repeats
-      (unless `repeat=False`), drops the last partial batch. Evaluation covers
-      every frame exactly once in file/video/time order, the last window of a
-      video padded (labels["valid"] = 0 there).
-    stride: training window step, default `seq_len` (non-overlapping); at
-      evaluation it must be None or `seq_len`.
+    stride: window step, default `seq_len` (non-overlapping).
     batch_size: the global batch; with `input_context` each pipeline yields
       `input_context.get_per_replica_batch_size(batch_size)`.
-    au_names: AU columns of labels["au"] (default: the records' own); names
-      missing from the records come out unlabelled (mask 0).
     oversample: False, True ([AW] targets 43/24/19/14 %) or 4 target shares in
-      `transforms.QUADRANT_NAMES` order; training only. Costs one label-only
-      pass over the split to count windows per quadrant.
-    deterministic: default True when a seed is given or at evaluation; the
-      same seed then gives the same batches. False lets parallel reads and
-      decodes deliver in completion order (faster; the trainer's default).
-    skip_corrupt_shards: read every shard once first (`data_pipeline.records.shards`)
-      and leave out corrupt, truncated or foreign ones, logging each and the
-      count. Off: a bad shard stops the reader; `shards.explain` names it.
-    uint8_images: images stay uint8 (resized to `image_size` if needed, see
-      `transforms.resize_uint8`) so the batch that reaches the accelerator is
-      4x smaller; the step normalises them (`transforms.model_images`).
+      `transforms.QUADRANT_NAMES` order. Costs one label-only pass over the split
+      to count windows per quadrant.
+    deterministic: the same seed gives the same batches; False lets parallel reads
+      and decodes deliver in completion order (faster; the trainer's default,
+      `data.deterministic_input`).
+    Shared with `make_eval_dataset`: au_names (AU columns of labels["au"], default
+    the records' own; names the records lack come out unlabelled), skip_corrupt_shards
+    (read every shard once first and leave out bad ones, logging each; off: a bad
+    shard stops the reader and `shards.explain` names it), uint8_images (images stay
+    uint8, resized to `image_size` if needed, so the batch that reaches the
+    accelerator is 4x smaller; the step normalises them, `transforms.model_images`).
     """
-    training = (split == "train") if training is None else bool(training)
-    repeat = training if repeat is None else bool(repeat)
+    stride = seq_len if stride is None else stride
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if epochs is not None and (int(epochs) != epochs or epochs < 1):
+        raise ValueError(f"epochs must be a positive integer or None (forever), got {epochs!r}")
+    return _batches(data, split, seq_len, batch_size, stride, True, seed, image_size, au_names, spectrogram_dim,
+                    oversample, shuffle_buffer, epochs, input_context, deterministic, skip_corrupt_shards,
+                    uint8_images)
+
+
+def make_eval_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, *, image_size: int = 96,
+                      au_names: Optional[Sequence[str]] = None, spectrogram_dim: int = 0,
+                      input_context: Optional[tf.distribute.InputContext] = None,
+                      skip_corrupt_shards: bool = False, uint8_images: bool = False) -> tf.data.Dataset:
+    """Every frame of `split` exactly once, in file / video / time order: `seq_len`-frame windows,
+    the last window of a video padded (labels["valid"] = 0 there), the last batch partial.
+    Arguments as `make_train_dataset`'s."""
+    return _batches(data, split, seq_len, batch_size, seq_len, False, None, image_size, au_names,
+                    spectrogram_dim, False, 0, 1, input_context, True, skip_corrupt_shards, uint8_images)
+
+
+def _batches(data, split, seq_len, batch_size, stride, training, seed, image_size, au_names, spectrogram_dim,
+             oversample, shuffle_buffer, epochs, input_context, deterministic, skip_corrupt_shards, uint8_images):
+    """The windowing core of both readers (the pipeline order of the module docstring)."""
     if seq_len < 1 or batch_size < 1:
         raise ValueError(f"seq_len and batch_size must be >= 1, got {seq_len} and {batch_size}")
-    if stride is None:
-        stride = seq_len
-    elif stride < 1 or (not training and stride != seq_len):
-        raise ValueError(f"stride must be >= 1 (and equal to seq_len={seq_len} at evaluation), got {stride}")
-    if oversample is not False and not training:
-        raise ValueError(f"oversample is a training transform; got oversample={oversample!r} with training=False")
-    if deterministic is None:
-        deterministic = seed is not None or not training
     files = list_files(data, split)
     if skip_corrupt_shards:
         files = usable_files(files, split)
@@ -224,8 +231,7 @@ def make_dataset(data: str, split: str, seq_len: int = 80, batch_size: int = 4, 
         windows = transforms.oversample_quadrants(windows, factors, seed=seed or 0)
     if training:
         windows = windows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        windows = windows.repeat()
+        windows = windows.repeat(epochs)
 
     def to_example(window):
         return transforms.decode_window(window, image_size, uint8_images), transforms.window_labels(window)
@@ -260,7 +266,7 @@ def make_multitask_dataset(task_args: Mapping[str, Mapping], batch_sizes: Option
                            squeeze_frames: Optional[bool] = None, task_labels_only: bool = False) -> tf.data.Dataset:
     """One dataset per task, zipped each step and concatenated along the batch axis ([FBN] Sec. VI).
 
-    task_args: {task: make_dataset keyword arguments (data, split, ...)}.
+    task_args: {task: make_train_dataset keyword arguments (data, split, ...)}.
     batch_sizes: {task: batch size}, default `FBN_BATCH_SIZES` (VA 401, AU 247,
       expression 103). Each task's own masks say which labels its rows carry.
     squeeze_frames: drop the time axis; default True when every task has
@@ -281,7 +287,7 @@ def make_multitask_dataset(task_args: Mapping[str, Mapping], batch_sizes: Option
         if args.get("seed") is not None:
             args["seed"] = int(args["seed"]) + i  # Decorrelate the tasks' shuffles.
         args["batch_size"] = batch_sizes[task]
-        dataset = make_dataset(**args)
+        dataset = make_train_dataset(**args)
         datasets.append(dataset.map(keep_task_labels(task)) if task_labels_only else dataset)
     reference = datasets[0].element_spec
     for task, dataset in zip(task_args, datasets):

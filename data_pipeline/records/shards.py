@@ -8,7 +8,7 @@ returns `"<path>: record <k> ...: <what is wrong>"` (the byte offset where the
 reader reports one), or None for a good shard. Results are cached per
 (path, size, mtime), so the reader and the training loop share one pass.
 
-The reader (`data_pipeline.reader.input.make_dataset`) scans every shard up front
+The reader (`data_pipeline.reader.input`, `skip_corrupt_shards`) scans every shard up front
 only with `skip_corrupt_shards` (it then drops the bad ones); otherwise it
 reads as usual and `explain` names the bad shard after TensorFlow fails.
 """

@@ -21,6 +21,8 @@ import real_videos
 
 from data_pipeline.media import decode
 
+from data_pipeline.media import display as display_lib
+
 STORED = {"plain": {}, "rot90": {"rotation": 90}, "rot180": {"rotation": 180}, "rot270": {"rotation": 270},
           "anamorphic": {"sample_aspect_ratio": 2}}
 
@@ -49,7 +51,7 @@ def test_stored_turned_or_anamorphic_frames_decode_as_displayed(tmp_path, rotati
         assert (frame.display.rotation, frame.display.flip, frame.display.sample_aspect_ratio) == (rotation, flip, sar)
     stored_width = 320 // sar if rotation in (0, 180) else 240 // sar
     assert decoded[0].display.stored_size == ((stored_width, 240) if rotation in (0, 180) else (stored_width, 320))
-    log = decode.DisplayLog()
+    log = display_lib.DisplayLog()
     for frame in decoded:
         log.add(frame)
     assert log.report() == {"rotation": rotation, "flip": flip, "sample_aspect_ratio": f"{sar}:1",
@@ -74,7 +76,7 @@ def test_interlaced_frames_are_deinterlaced_and_reported(tmp_path):
     decoded = list(decode.decode(path, fps=0))
     assert all(f.display.deinterlaced for f in decoded)
     assert all(_ncc(f.image, t) > 0.97 for f, t in zip(decoded, frames))
-    log = decode.DisplayLog()
+    log = display_lib.DisplayLog()
     for frame in decoded:
         log.add(frame)
     assert log.report()["deinterlaced_frames"] == 3
@@ -83,18 +85,18 @@ def test_interlaced_frames_are_deinterlaced_and_reported(tmp_path):
 def test_resolution_change_is_fitted_into_the_first_size():
     """A stream that switches resolution keeps one pixel space: later frames are scaled (aspect kept)
     and padded into the first frame's displayed size, and counted."""
-    displayer = decode.Displayer()
+    displayer = display_lib.Displayer()
     first, display = displayer(np.full((90, 160, 3), 50, np.uint8))
     assert display is None and first.shape == (90, 160, 3)
     smaller, display = displayer(np.full((60, 60, 3), 200, np.uint8))
     assert smaller.shape == (90, 160, 3) and display.fitted and display.stored_size == (60, 60)
     assert smaller[:, 35:125].min() == 200 and smaller[:, :35].max() == 0  # Centred, black bars.
     # A time chunk's displayer learns the size from the first frame it skips (decoded, not converted).
-    chunk = decode.Displayer()
+    chunk = display_lib.Displayer()
     stored = types.SimpleNamespace(width=80, height=90, side_data={})
     chunk.skip(stored, types.SimpleNamespace(sample_aspect_ratio=fractions.Fraction(2), codec_context=None))
     assert chunk.size == (160, 90)
-    log = decode.DisplayLog()
+    log = display_lib.DisplayLog()
     log.add(decode.Frame(first, 0, 0.0, 0.0))
     log.add(decode.Frame(smaller, 1, 0.04, 0.04, display))
     assert log.report()["fitted_frames"] == 1 and log.report()["stored_sizes"] == [[60, 60]]
@@ -104,11 +106,11 @@ def test_orientation_of_display_matrices():
     """FFmpeg's matrix (16.16 fixed point, x' = a x + c y, y' = b x + d y, y down): a clockwise turn
     takes the right (1, 0) to down (0, 1), as the mp4 `rotate` tag 90 of a portrait phone clip."""
     one = 65536
-    assert decode.orientation([0, one, 0, -one, 0, 0, 0, 0, 1 << 30]) == (90, False)
-    assert decode.orientation([0, -one, 0, one, 0, 0, 0, 0, 1 << 30]) == (270, False)
-    assert decode.orientation([-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30]) == (180, False)
-    assert decode.orientation([-one, 0, 0, 0, one, 0, 0, 0, 1 << 30]) == (0, True)
-    assert decode.orientation([one, 0, 0, 0, one, 0, 0, 0, 1 << 30]) == (0, False)
+    assert display_lib.orientation([0, one, 0, -one, 0, 0, 0, 0, 1 << 30]) == (90, False)
+    assert display_lib.orientation([0, -one, 0, one, 0, 0, 0, 0, 1 << 30]) == (270, False)
+    assert display_lib.orientation([-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30]) == (180, False)
+    assert display_lib.orientation([-one, 0, 0, 0, one, 0, 0, 0, 1 << 30]) == (0, True)
+    assert display_lib.orientation([one, 0, 0, 0, one, 0, 0, 0, 1 << 30]) == (0, False)
 
 
 @pytest.fixture(scope="module")

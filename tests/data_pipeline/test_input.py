@@ -59,9 +59,15 @@ def data_dir(tmp_path_factory):
     return str(root)
 
 
-def _make(data, split, **kwargs):
-    """make_dataset at the crops' native size (no resize work in tests that do not need it)."""
-    return reader.make_dataset(data, split, image_size=CROP, **kwargs)
+def _train(data, **kwargs):
+    """make_train_dataset of the "train" split at the crops' native size (no resize work in tests that do
+    not need it)."""
+    return reader.make_train_dataset(data, "train", image_size=CROP, **kwargs)
+
+
+def _eval(data, split, **kwargs):
+    """make_eval_dataset at the crops' native size."""
+    return reader.make_eval_dataset(data, split, image_size=CROP, **kwargs)
 
 
 def _frames(dataset, limit=None):
@@ -77,7 +83,7 @@ def _frames(dataset, limit=None):
 
 
 def test_element_shapes_and_ranges(data_dir):
-    dataset = reader.make_dataset(data_dir, "train", seq_len=4, batch_size=3, seed=0)
+    dataset = reader.make_train_dataset(data_dir, "train", seq_len=4, batch_size=3, seed=0)
     features, labels = next(iter(dataset))
     assert features["images"].shape == (3, 4, 96, 96, 3) and features["images"].dtype == tf.float32
     assert features["landmarks"].shape == (3, 4, 136)
@@ -92,7 +98,7 @@ def test_element_shapes_and_ranges(data_dir):
 
 
 def test_native_image_size_keeps_exact_pixels(data_dir):
-    features, labels = next(iter(reader.make_dataset(data_dir, "test", seq_len=16, batch_size=1,
+    features, labels = next(iter(reader.make_eval_dataset(data_dir, "test", seq_len=16, batch_size=1,
                                                      image_size=CROP)))
     context, sequence = schema.read_videos(os.path.join(data_dir, "test", "a-0.tfrecord"), num_aus=8)[0]
     images = schema.decode_images(sequence[schema.IMAGE]).numpy()
@@ -104,7 +110,7 @@ def test_native_image_size_keeps_exact_pixels(data_dir):
 
 
 def test_training_windows_never_cross_videos(data_dir):
-    dataset = _make(data_dir, "train", seq_len=4, batch_size=2, seed=3, repeat=False)
+    dataset = _train(data_dir, seq_len=4, batch_size=2, seed=3, epochs=1)
     batches = 0
     for _, labels in dataset:
         batches += 1
@@ -118,7 +124,7 @@ def test_training_windows_never_cross_videos(data_dir):
 
 
 def test_stride_gives_overlapping_training_windows(data_dir):
-    dataset = _make(data_dir, "train", seq_len=4, batch_size=1, stride=2, seed=0, repeat=False)
+    dataset = _train(data_dir, seq_len=4, batch_size=1, stride=2, seed=0, epochs=1)
     starts = collections.Counter()
     for _, labels in dataset:
         starts[labels["video_id"].numpy()[0]] += 1
@@ -127,7 +133,7 @@ def test_stride_gives_overlapping_training_windows(data_dir):
 
 
 def test_eval_covers_every_frame_exactly_once(data_dir):
-    dataset = _make(data_dir, "test", seq_len=4, batch_size=4)
+    dataset = _eval(data_dir, "test", seq_len=4, batch_size=4)
     seen = _frames(dataset)
     expected = [(f"s{i}-test{i}", 100 + t) for i, n in enumerate(LENGTHS["test"]) for t in range(n)]
     assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen))
@@ -145,7 +151,7 @@ def test_eval_covers_every_frame_exactly_once(data_dir):
 
 
 def test_masks_follow_missing_labels(data_dir):
-    dataset = _make(data_dir, "test", seq_len=16, batch_size=1)
+    dataset = _eval(data_dir, "test", seq_len=16, batch_size=1)
     _, sequence = schema.read_videos(os.path.join(data_dir, "test", "a-0.tfrecord"), num_aus=8)[0]
     _, labels = next(iter(dataset))
     valence = sequence[schema.VALENCE].numpy()
@@ -164,7 +170,7 @@ def test_masks_follow_missing_labels(data_dir):
 
 def test_same_seed_same_batches(data_dir):
     def first(seed):
-        dataset = _make(data_dir, "train", seq_len=4, batch_size=2, seed=seed)
+        dataset = _train(data_dir, seq_len=4, batch_size=2, seed=seed)
         return [(lab["video_id"].numpy().tolist(), lab["frame_index"].numpy().tolist(), float(f["images"].numpy().sum()))
                 for f, lab in dataset.take(8)]
 
@@ -177,14 +183,14 @@ def test_gzip_and_glob_patterns(data_dir, tmp_path):
     os.makedirs(tmp_path / "validation")
     _write(str(tmp_path / "validation" / "x.tfrecord.gz"), [_video("g-1", 6, rng)], compression="GZIP")
     for data in (str(tmp_path), str(tmp_path / "{split}" / "*.tfrecord.gz")):
-        seen = _frames(_make(data, "validation", seq_len=4, batch_size=2))
+        seen = _frames(_eval(data, "validation", seq_len=4, batch_size=2))
         assert seen == [("g-1", 100 + t) for t in range(6)]
     with pytest.raises(ValueError, match="nothing-here"):
-        _make(str(tmp_path / "nothing-here" / "*.tfrecord"), "train")
+        _eval(str(tmp_path / "nothing-here" / "*.tfrecord"), "train")
 
 
 def test_au_selection_and_mismatch(data_dir, tmp_path):
-    _, labels = next(iter(_make(data_dir, "test", seq_len=4, batch_size=1,
+    _, labels = next(iter(_eval(data_dir, "test", seq_len=4, batch_size=1,
                                               au_names=schema.AUS_FBN_17)))
     assert labels["au"].shape == (1, 4, 17)
     present = [schema.AUS_FBN_17.index(n) for n in schema.AUS_AFFWILD2_8]
@@ -198,7 +204,7 @@ def test_au_selection_and_mismatch(data_dir, tmp_path):
     other = tuple(reversed(schema.AUS_AFFWILD2_8))
     _write(str(tmp_path / "train" / "b.tfrecord"), [_video("m-2", 5, rng, au_names=other)])
     with pytest.raises(tf.errors.InvalidArgumentError, match="b.tfrecord"):
-        for _ in _make(str(tmp_path), "train", seq_len=4, batch_size=1, training=False):
+        for _ in _eval(str(tmp_path), "train", seq_len=4, batch_size=1):
             pass
 
 
@@ -206,19 +212,24 @@ def test_spectrogram_and_resize(tmp_path):
     rng = np.random.default_rng(3)
     os.makedirs(tmp_path / "train")
     _write(str(tmp_path / "train" / "a.tfrecord"), [_video("sp-1", 9, rng, spectrogram_dim=5)])
-    features, _ = next(iter(reader.make_dataset(str(tmp_path), "train", seq_len=4, batch_size=2, seed=0,
+    features, _ = next(iter(reader.make_train_dataset(str(tmp_path), "train", seq_len=4, batch_size=2, seed=0,
                                                 spectrogram_dim=5, image_size=32)))
     assert features["spectrogram"].shape == (2, 4, 5)
     assert features["images"].shape == (2, 4, 32, 32, 3)
 
 
 def test_bad_arguments_name_the_value(data_dir):
-    with pytest.raises(ValueError, match="7"):
-        _make(data_dir, "test", seq_len=4, stride=7)
-    with pytest.raises(ValueError, match="oversample"):
-        _make(data_dir, "test", oversample=True)
+    with pytest.raises(ValueError, match="-1"):
+        _train(data_dir, seq_len=4, stride=-1)
     with pytest.raises(ValueError, match="0"):
-        _make(data_dir, "train", seq_len=0)
+        _train(data_dir, seq_len=0)
+    with pytest.raises(ValueError, match="2.5"):
+        _train(data_dir, seq_len=4, epochs=2.5)
+    with pytest.raises(ValueError, match="0"):
+        _eval(data_dir, "test", batch_size=0)
+    # Evaluation covers every frame once: no stride, oversampling or shuffling to ask for.
+    with pytest.raises(TypeError):
+        _eval(data_dir, "test", oversample=True)
 
 
 # ---- transforms: eagerly and inside tf.data.map ------------------------------------------------
@@ -330,9 +341,9 @@ def test_oversampling_reaches_target_shares():
 
 
 def test_oversampling_in_the_reader(data_dir):
-    dataset = _make(data_dir, "train", seq_len=4, batch_size=1, seed=0, repeat=False,
+    dataset = _train(data_dir, seq_len=4, batch_size=1, seed=0, epochs=1,
                                   oversample=(0.25, 0.25, 0.25, 0.25))
-    plain = _make(data_dir, "train", seq_len=4, batch_size=1, seed=0, repeat=False)
+    plain = _train(data_dir, seq_len=4, batch_size=1, seed=0, epochs=1)
     assert sum(1 for _ in dataset) >= sum(1 for _ in plain)
 
 
@@ -363,7 +374,7 @@ _DISTRIBUTED = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     data = sys.argv[1]
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: reader.make_dataset(data, "train", seq_len=4, batch_size=4, seed=0, input_context=ctx))
+        lambda ctx: reader.make_train_dataset(data, "train", seq_len=4, batch_size=4, seed=0, input_context=ctx))
     features, labels = next(iter(dataset))
     shapes = [tuple(t.shape) for t in strategy.experimental_local_results(features["images"])]
     assert shapes == [(2, 4, 96, 96, 3)] * 2, shapes
@@ -375,7 +386,7 @@ _DISTRIBUTED = textwrap.dedent("""
     total = strategy.reduce("SUM", strategy.run(step, args=(features, labels)), axis=None)
     assert float(total) > 0, total
     evaluation = strategy.experimental_distribute_dataset(
-        reader.make_dataset(data, "test", seq_len=4, batch_size=4))
+        reader.make_eval_dataset(data, "test", seq_len=4, batch_size=4))
     frames = 0
     for _, labels in evaluation:
         frames += sum(float(t.numpy().sum()) for t in strategy.experimental_local_results(labels["valid"]))
@@ -398,7 +409,7 @@ def test_records_without_au_columns_are_read(tmp_path):
     rng = np.random.default_rng(4)
     os.makedirs(tmp_path / "test")
     _write(str(tmp_path / "test" / "a.tfrecord"), [_video("na-1", 7, rng, au_names=())])
-    batches = list(reader.make_dataset(str(tmp_path), "test", seq_len=4, batch_size=2, image_size=CROP))
+    batches = list(reader.make_eval_dataset(str(tmp_path), "test", seq_len=4, batch_size=2, image_size=CROP))
     assert [labels["au"].shape for _, labels in batches] == [(2, 4, 0)]
     assert sorted(f for _, f in _frames(batches)) == list(range(100, 107))
 
@@ -423,8 +434,8 @@ def test_decode_window_eager_and_mapped():
 def test_uint8_images_normalise_to_the_float_readers_bytes(data_dir):
     """uint8_images + model_images (on the device) = the float reader's images on every real frame
     (to a float32 rounding: graph optimisers may rewrite the affine map)."""
-    floats = [f for f, _ in _make(data_dir, "test", seq_len=4, batch_size=2)]
-    uint8s = [f for f, _ in _make(data_dir, "test", seq_len=4, batch_size=2, uint8_images=True)]
+    floats = [f for f, _ in _eval(data_dir, "test", seq_len=4, batch_size=2)]
+    uint8s = [f for f, _ in _eval(data_dir, "test", seq_len=4, batch_size=2, uint8_images=True)]
     assert len(floats) == len(uint8s) and uint8s[0]["images"].dtype == tf.uint8
     for f, u in zip(floats, uint8s):
         normalised = tf.function(transforms.model_images)(u["images"]).numpy()
@@ -440,8 +451,8 @@ def test_uint8_resize_stays_within_half_a_grey_level(tmp_path):
     os.makedirs(tmp_path / "train")
     _write(str(tmp_path / "train" / "a.tfrecord"), [_video("rs-1", 8, rng)])
     common = dict(seq_len=4, batch_size=2, seed=0, image_size=32, deterministic=True)
-    floats, _ = next(iter(reader.make_dataset(str(tmp_path), "train", **common)))
-    uint8s, _ = next(iter(reader.make_dataset(str(tmp_path), "train", uint8_images=True, **common)))
+    floats, _ = next(iter(reader.make_train_dataset(str(tmp_path), "train", **common)))
+    uint8s, _ = next(iter(reader.make_train_dataset(str(tmp_path), "train", uint8_images=True, **common)))
     assert uint8s["images"].shape == (2, 4, 32, 32, 3) and uint8s["images"].dtype == tf.uint8
     difference = np.abs(transforms.model_images(uint8s["images"]).numpy() - floats["images"].numpy())
     assert difference.max() <= 0.5 / 127.5 + 1e-6
@@ -449,7 +460,7 @@ def test_uint8_resize_stays_within_half_a_grey_level(tmp_path):
 
 def test_unordered_training_reads_cover_every_window_once(data_dir):
     """deterministic=False changes the order only: one epoch still yields each training window once."""
-    dataset = _make(data_dir, "train", seq_len=4, batch_size=1, seed=0, repeat=False, deterministic=False,
+    dataset = _train(data_dir, seq_len=4, batch_size=1, seed=0, epochs=1, deterministic=False,
                     uint8_images=True)
     windows = collections.Counter()
     for _, labels in dataset:

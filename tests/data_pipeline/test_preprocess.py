@@ -240,7 +240,7 @@ def test_audio_spectrogram_follows_the_kept_frames(tmp_path):
     (tmp_path / "set" / "test").mkdir(parents=True)
     with tf.io.TFRecordWriter(str(tmp_path / "set" / "test" / "talk.tfrecord")) as writer:
         writer.write(schema.encode_video(records[0]))
-    features, labels = next(iter(data_input.make_dataset(str(tmp_path / "set"), "test", seq_len=9, batch_size=1,
+    features, labels = next(iter(data_input.make_eval_dataset(str(tmp_path / "set"), "test", seq_len=9, batch_size=1,
                                                          spectrogram_dim=1024)))
     assert features["spectrogram"].shape == (1, 9, 1024)
     np.testing.assert_allclose(features["spectrogram"].numpy()[0], stored)

@@ -262,7 +262,7 @@ def test_tiny_fusion_trains_on_the_synthetic_set(synthetic_data):
     """[MC] 5.4.1 end to end with the utterance-level median loss ([MC] Sec. 3)."""
     from data_pipeline.reader import input as data_input
 
-    dataset = data_input.make_dataset(synthetic_data, "train", seq_len=8, batch_size=4, image_size=32, seed=0)
+    dataset = data_input.make_train_dataset(synthetic_data, "train", seq_len=8, batch_size=4, image_size=32, seed=0)
     features, labels = next(iter(dataset))
     assert features["images"].shape == (4, 8, 32, 32, 3)
     # No dropout, so that fitting one fixed batch must lower the loss.

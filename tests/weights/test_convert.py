@@ -13,6 +13,7 @@ import tf1_reference as ref
 from affnet import models
 from affnet.models import backbones
 from affnet.weights import convert
+from data_pipeline.base import key_values
 from test_keras_h5 import write_keras2_h5
 
 TINY_VGG = ["--set", "input_size=32", "--set", "width=0.125", "--set", "fc_units=(48, 20)"]
@@ -72,10 +73,10 @@ def test_bad_arguments():
         convert.convert("tf1", "x", "vggface_4096x2000x2", "w.h5")
     with pytest.raises(ValueError, match="model 'cnn_m' has no released TF1 checkpoint"):
         convert.convert("tf1", "x", "cnn_m")
-    with pytest.raises(ValueError, match="--set expects key=value, got 'width'"):
-        convert._parse_overrides(["width"])
-    assert convert._parse_overrides(["width=0.5", "backbone=resnet50_slim"]) == dict(width=0.5,
-                                                                                     backbone="resnet50_slim")
+    with pytest.raises(ValueError, match="--set: 'width' is not of the form key=value"):
+        key_values.parse(["width"], "--set")
+    assert key_values.parse(["width=0.5", "backbone=resnet50_slim"], "--set") == dict(width=0.5,
+                                                                                      backbone="resnet50_slim")
 
 
 def test_export_command_parses_back_to_the_overrides():

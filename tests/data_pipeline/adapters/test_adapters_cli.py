@@ -9,6 +9,7 @@ import pytest
 from adapter_fakes import afew_clip
 
 from data_pipeline.records import annotations
+from data_pipeline.adapters import discovery
 from data_pipeline.adapters import common, get, main
 
 
@@ -50,8 +51,8 @@ def test_module_entry_point_runs(afew, tmp_path):
 
 def test_writer_refuses_a_subject_in_two_splits(tmp_path):
     files = [str(tmp_path / "0.png")]
-    items = [common.VideoItem("a", "train", "s1", frame_files=files),
-             common.VideoItem("b", "test", "s1", frame_files=files)]
+    items = [discovery.VideoItem("a", "train", "s1", frame_files=files),
+             discovery.VideoItem("b", "test", "s1", frame_files=files)]
     with pytest.raises(ValueError, match=r"subject 's1' is in more than one split: test \(b\), train \(a\)"):
         common.write_items(items, str(tmp_path / "out"), progress=None)
     assert not (tmp_path / "out").exists()
@@ -60,8 +61,8 @@ def test_writer_refuses_a_subject_in_two_splits(tmp_path):
 def test_unreadable_frames_and_videos_are_reported_not_raised(tmp_path):
     (tmp_path / "clip.mp4").write_text("not a video")
     (tmp_path / "0.png").write_text("not an image")
-    items = [common.VideoItem("v", "train", "s1", video_path=str(tmp_path / "clip.mp4")),
-             common.VideoItem("f", "train", "s2", frame_files=[str(tmp_path / "0.png")], frames_aligned=True,
+    items = [discovery.VideoItem("v", "train", "s1", video_path=str(tmp_path / "clip.mp4")),
+             discovery.VideoItem("f", "train", "s2", frame_files=[str(tmp_path / "0.png")], frames_aligned=True,
                               labels=annotations.FrameLabels(valence=[0.5]))]
     manifest = common.write_items(items, str(tmp_path / "out"), progress=None)
     video, frames = manifest["videos"]
@@ -74,9 +75,9 @@ def test_get_and_item_checks():
     with pytest.raises(ValueError, match="unknown dataset 'x'"):
         get("x")
     with pytest.raises(ValueError, match="exactly one of video_path or frame_files"):
-        common.VideoItem("v", "train", "s")
+        discovery.VideoItem("v", "train", "s")
     with pytest.raises(ValueError, match=r"frame_landmarks must be \(1, 68, 2\)"):
-        common.VideoItem("v", "train", "s", frame_files=["a.png"], frame_landmarks=np.zeros((1, 5, 2)))
+        discovery.VideoItem("v", "train", "s", frame_files=["a.png"], frame_landmarks=np.zeros((1, 5, 2)))
 
 
 @pytest.mark.slow
