@@ -282,7 +282,6 @@ def test_convert_killed_anywhere(tmp_path):
     """Released TF1 weights into a .weights.h5 file, killed with its temporary written, before the rename."""
     import numpy as np
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "weights"))
     import tf1_reference as ref
 
     images = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")

@@ -22,7 +22,7 @@ import os
 import typing
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from data_pipeline.base import key_values
+from data_pipeline.base import atomic, key_values
 from data_pipeline.base.checks import suggest
 
 from affnet.names import COUPLINGS, TASKS
@@ -417,9 +417,7 @@ def save(config: TrainConfig, workdir: Optional[str] = None) -> str:
     workdir = workdir or config.runtime.workdir
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, FLAGS_FILE)
-    with open(path + ".tmp", "w") as f:
-        f.write(config.to_json() + "\n")
-    os.replace(path + ".tmp", path)
+    atomic.write_text(path, config.to_json() + "\n")
     return path
 
 

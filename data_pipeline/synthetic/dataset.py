@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from data_pipeline.base import checks
+from data_pipeline.base import atomic, checks
 from data_pipeline.faces import align
 from data_pipeline.synthetic import geometry, render
 from data_pipeline.records import schema
@@ -337,10 +337,7 @@ def generate(output: str, config: SyntheticConfig = SyntheticConfig(), seed: int
     }
     if config.audio:
         manifest["spectrogram_shape"] = list(config.spectrogram_config().shape)
-    tmp = manifest_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, manifest_path)
+    atomic.write_json(manifest_path, manifest)
     return manifest
 
 
