@@ -108,7 +108,9 @@ def main(argv):
 
     predict_dir = os.path.join(workdir, "predict")
     video = _photo_video(os.path.join(predict_dir, "input", "astronaut.mp4"))
-    predicted = Predictor(export_dir, progress=False).run([video], predict_dir, annotated_video=True)["inputs"][0]
+    # overwrite: a resumed demo that trained further has a new export, whose predictions replace the old.
+    predicted = Predictor(export_dir, progress=False).run([video], predict_dir, annotated_video=True,
+                                                          overwrite=True)["inputs"][0]
     timings["predict_minutes"] = (time.perf_counter() - mark) / 60
     timings["total_minutes"] = (time.perf_counter() - start) / 60
     summary = {"ccc_valence": result["ccc_valence"], "ccc_arousal": result["ccc_arousal"],

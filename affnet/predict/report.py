@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from affnet.predict import statistics as statistics_lib
 from data_pipeline.base import atomic
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_assets")
@@ -111,7 +112,7 @@ def write_index(path: str, entries: Sequence[dict]) -> str:
         table = f'<a href="{html.escape(_link(entry["table"], path))}">table</a>' if entry.get("table") else ""
         statistics = entry.get("statistics") or {}
         share = statistics.get("face_share")
-        first = [link, html.escape(entry.get("status", "")), _cell(statistics.get("frames")),
+        first = [link, html.escape(statistics_lib.outcome(entry)), _cell(statistics.get("frames")),
                  "" if share is None else f"{100 * share:.1f} %"]
         faces = statistics.get("faces") or [{}]
         for k, face in enumerate(faces):

@@ -21,6 +21,7 @@ Only rows with `success` 1 and finite predictions enter a face's statistics.
 """
 
 import csv
+import os
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -94,16 +95,24 @@ _GROUPS = {"valence": "valence", "arousal": "arousal", "quadrants": "quadrant", 
            "aus": "au"}
 
 
-def index_rows(entries: Sequence[dict]) -> List[dict]:
+def outcome(entry: dict) -> str:
+    """An input's status as its outputs show it: an input skipped by a resumed run keeps the status of
+    the run that made its outputs ("ok"), so the index is the same whether or not a run was resumed."""
+    return entry.get("previous_status", "ok") if entry.get("status") == "skipped" else entry.get("status", "")
+
+
+def index_rows(entries: Sequence[dict], directory: str = "") -> List[dict]:
     """One flat row per (input, face) of summary entries; an input without a face (or failed) has one row.
 
-    Columns: input, status, table, frames, face_share, face_id, face_frames, face_coverage, then
+    Columns: input, status (`outcome`), table (relative to `directory`, where the index lives), frames, face_share, face_id, face_frames, face_coverage, then
     valence_<stat>, arousal_<stat>, quadrant_<name>, expression_<name>, au_<name> as the export has them.
     """
     rows = []
     for entry in entries:
         statistics = entry.get("statistics") or {}
-        base = {"input": entry.get("input", ""), "status": entry.get("status", ""), "table": entry.get("table", ""),
+        table = entry.get("table", "")
+        base = {"input": entry.get("input", ""), "status": outcome(entry),
+                "table": os.path.relpath(table, directory) if directory and os.path.isabs(table) else table,
                 "frames": statistics.get("frames", ""), "face_share": _blank(statistics.get("face_share"))}
         for face in statistics.get("faces") or [{}]:
             row = dict(base, face_id=face.get("face_id", ""), face_frames=face.get("frames", ""),
@@ -121,7 +130,7 @@ def _blank(value):
 
 def write_index(entries: Sequence[dict], path: str) -> None:
     """OUT/index.csv: `index_rows` with the union of their columns, in first-seen order."""
-    rows = index_rows(entries)
+    rows = index_rows(entries, os.path.dirname(os.path.abspath(path)))
     header: List[str] = []
     for row in rows:
         header += [key for key in row if key not in header]

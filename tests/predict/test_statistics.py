@@ -67,7 +67,8 @@ def test_an_input_without_faces_and_a_va_only_export():
 
 
 def test_index_csv_has_a_row_per_input_and_face(tmp_path):
-    entries = [{"input": "a.mp4", "status": "ok", "table": "a.csv", "statistics": statistics.compute(_table(), COLUMNS)},
+    entries = [{"input": "a.mp4", "status": "skipped", "previous_status": "ok", "table": str(tmp_path / "a.csv"),
+                "statistics": statistics.compute(_table(), COLUMNS)},
                {"input": "b.mp4", "status": "failed", "error": "cannot decode"}]
     statistics.write_index(entries, str(tmp_path / "index.csv"))
     with open(tmp_path / "index.csv") as f:
@@ -77,6 +78,8 @@ def test_index_csv_has_a_row_per_input_and_face(tmp_path):
     assert float(rows[0]["valence_q95"]) == pytest.approx(first["valence"]["q95"])
     assert float(rows[1]["quadrant_v-a-"]) == pytest.approx(entries[0]["statistics"]["faces"][1]["quadrants"]["v-a-"])
     assert rows[0]["au_AU1"] != "" and rows[2]["status"] == "failed" and rows[2]["valence_mean"] == ""
+    # What the outputs are, not what this run did: a resumed run's skipped input is "ok"; tables relative to OUT.
+    assert (rows[0]["status"], rows[0]["table"]) == ("ok", "a.csv")
 
 
 def test_abaw_file_reads_back_through_the_adapter(tmp_path):
