@@ -27,6 +27,7 @@ outputs are the same function of the same variables.
 import keras
 from keras import ops
 
+from data_pipeline.base import checks
 from affnet.layers.attention import TF1AttentionCellWrapper
 from affnet.layers.cell_base import WrapsCell
 from affnet.layers.indrnn import IndRNNCell
@@ -202,20 +203,15 @@ def build_rnn_stack(
     Returns:
         Keras tensor (B, T, units), or (B, T, attn_size = units) with attention.
     """
-    if rnn not in RNN_CELLS:
-        raise ValueError(f"rnn must be one of {sorted(RNN_CELLS)}, got {rnn!r}")
+    checks.check_choice(rnn, "rnn", RNN_CELLS)
     if not isinstance(layers, int) or isinstance(layers, bool) or layers < 1:
         raise ValueError(f"layers must be a positive int, got {layers!r}")
     if not isinstance(units, int) or isinstance(units, bool) or units < 1:
         raise ValueError(f"units must be a positive int, got {units!r}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be a drop rate in [0, 1), got {dropout!r}")
-    if not isinstance(attention_length, int) or isinstance(attention_length, bool) or attention_length < 0:
-        raise ValueError(f"attention_length must be an int >= 0, got {attention_length!r}")
-    if attention_placement not in ATTENTION_PLACEMENTS:
-        raise ValueError(
-            f"attention_placement must be one of {ATTENTION_PLACEMENTS}, got {attention_placement!r}"
-        )
+    checks.check_int(attention_length, "attention_length", minimum=0)
+    checks.check_choice(attention_placement, "attention_placement", ATTENTION_PLACEMENTS)
     if len(x.shape) != 3 or x.shape[-1] is None:
         raise ValueError(f"build_rnn_stack needs a (B, T, F) tensor with static F, got {x.shape}")
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from data_pipeline.base import checks
 from data_pipeline.base import atomic
 from data_pipeline.adapters import affwild2
 
@@ -67,8 +68,7 @@ def table(rows: List[tuple], predictions: Dict[str, Dict[int, np.ndarray]], colu
 
 def write_table(frame, path: str, output_format: str = "csv") -> None:
     """The table as CSV or parquet, or for "abaw" the valence-arousal of `abaw_values` in the ABAW layout."""
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+    checks.check_choice(output_format, "output_format", OUTPUT_FORMATS)
 
     if output_format == "abaw":
         affwild2.write_va(path, abaw_values(frame))
@@ -84,8 +84,7 @@ def write_table(frame, path: str, output_format: str = "csv") -> None:
 
 
 def check_format(output_format: str, columns: Dict[str, List[str]]) -> None:
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+    checks.check_choice(output_format, "output_format", OUTPUT_FORMATS)
     if output_format == "abaw" and "valence_arousal" not in columns:
         raise ValueError("output_format 'abaw' writes valence and arousal; this export has no valence_arousal output")
 

@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from data_pipeline.base import checks
 from affnet.evaluation import smoothing
 from affnet.predict import outputs, report, resume, runtime, sources, statistics, windows
 from data_pipeline.jobs import rules as job_rules
@@ -71,20 +72,16 @@ class PredictOptions:
             raise ValueError(f"seq_len must be a positive integer (0: the export's), got {self.seq_len!r}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.postprocess not in POSTPROCESS:
-            raise ValueError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
-        if self.track not in frontend.STREAMING_TRACK_MODES:
-            raise ValueError(f"track must be one of {frontend.STREAMING_TRACK_MODES}, got {self.track!r}")
+        checks.check_choice(self.postprocess, "postprocess", POSTPROCESS)
+        checks.check_choice(self.track, "track", frontend.STREAMING_TRACK_MODES)
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be positive, got {self.max_frames!r}")
         if self.chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {self.chunk_frames!r}")
         if int(self.workers) != self.workers or self.workers < 1:
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
-        if self.precision not in runtime.PRECISIONS:
-            raise ValueError(f"precision must be one of {runtime.PRECISIONS}, got {self.precision!r}")
-        if self.backend not in runtime.BACKENDS:
-            raise ValueError(f"backend must be one of {runtime.BACKENDS}, got {self.backend!r}")
+        checks.check_choice(self.precision, "precision", runtime.PRECISIONS)
+        checks.check_choice(self.backend, "backend", runtime.BACKENDS)
 
 
 def _chunks(frames: Iterable, size: int):

@@ -29,6 +29,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from data_pipeline.base import checks
 from affnet.export_format import ExportInfo
 
 BACKENDS = ("auto", "saved_model", "onnx", "tflite")
@@ -131,10 +132,8 @@ def choose_precision(precision: str, backend: str, flags: Optional[frozenset] = 
 
 def load(export_dir: str, precision: str = "auto", backend: str = "auto"):
     """(runtime, ExportInfo) of an export directory; ValueError / FileNotFoundError name the problem."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    checks.check_choice(precision, "precision", PRECISIONS)
+    checks.check_choice(backend, "backend", BACKENDS)
     info = ExportInfo.read(export_dir)
     available = info.available()
     if not available:

@@ -41,6 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from data_pipeline.base import checks
 from data_pipeline.adapters.discovery import VideoItem
 from data_pipeline.faces import align, detect
 from data_pipeline.records import schema, splits
@@ -248,8 +249,7 @@ def _frame_records(item: VideoItem, options: preprocess.PreprocessOptions, landm
 def item_records(item: VideoItem, options: preprocess.PreprocessOptions = preprocess.PreprocessOptions(),
                  landmarks: str = "auto") -> Tuple[List[schema.VideoRecord], Dict[str, Any]]:
     """One item -> (schema records, report); raw videos go through `preprocess.process_video`."""
-    if landmarks not in LANDMARK_MODES:
-        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+    checks.check_choice(landmarks, "landmarks", LANDMARK_MODES)
     if item.video_path is not None:
         return _video_records(item, options)
     return _frame_records(item, options, landmarks)
@@ -369,8 +369,7 @@ def write_items(items: Sequence[VideoItem], output_dir: str,
         raise ValueError(f"max_label_gap must be >= 0, got {max_label_gap!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
-    if landmarks not in LANDMARK_MODES:
-        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+    checks.check_choice(landmarks, "landmarks", LANDMARK_MODES)
     ids = [(item.split, item.video_id) for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate video ids: {sorted({i for i in ids if ids.count(i) > 1})[:5]}")

@@ -22,6 +22,8 @@ stored matrix still maps source-frame pixels to crop pixels.
 import cv2
 import numpy as np
 
+from data_pipeline.base import checks
+
 METHODS = ("similarity", "affine")
 
 LEFT_EYE = tuple(range(36, 42))
@@ -136,8 +138,7 @@ def align_face(frame: np.ndarray, landmarks68, crop_size: int = 96, method: str 
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
-    if method not in METHODS:
-        raise ValueError(f"alignment method must be one of {METHODS}, got {method!r}")
+    checks.check_choice(method, "alignment method", METHODS)
     points = np.asarray(landmarks68, np.float64)
     if not np.all(np.isfinite(points)):
         raise ValueError("landmarks contain NaN or inf")

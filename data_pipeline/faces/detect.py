@@ -241,8 +241,7 @@ class FaceDetector:
 
     def __init__(self, kind: str = DEFAULT_DETECTOR, upsample: int = AUTO_UPSAMPLE,
                  score_threshold: Optional[float] = None, threads: int = 1):
-        if kind not in DETECTORS:
-            raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
+        checks.check_choice(kind, "detector", DETECTORS)
         if int(upsample) != upsample or upsample < AUTO_UPSAMPLE:
             raise ValueError(f"upsample must be a non-negative integer or {AUTO_UPSAMPLE} (auto), got {upsample!r}")
         self.kind = kind

@@ -8,6 +8,7 @@ import a command-line module.
 import dataclasses
 from typing import Optional
 
+from data_pipeline.base import checks
 from data_pipeline.faces import align, detect
 from data_pipeline.media import audio as audio_features  # `audio` is an option.
 
@@ -48,28 +49,23 @@ class PreprocessOptions:
     audio_missing: str = "fail"
 
     def __post_init__(self):
-        if self.detector not in detect.DETECTORS:
-            raise ValueError(f"detector must be one of {detect.DETECTORS}, got {self.detector!r}")
+        checks.check_choice(self.detector, "detector", detect.DETECTORS)
         if int(self.upsample) != self.upsample or self.upsample < detect.AUTO_UPSAMPLE:
             raise ValueError(f"upsample must be a non-negative integer or {detect.AUTO_UPSAMPLE} (auto), "
                              f"got {self.upsample!r}")
         if int(self.detect_every) != self.detect_every or self.detect_every < 1:
             raise ValueError(f"detect_every must be a positive integer, got {self.detect_every!r}")
         align.template(self.crop_size)  # Validates crop_size.
-        if self.alignment not in align.METHODS:
-            raise ValueError(f"alignment must be one of {align.METHODS}, got {self.alignment!r}")
-        if self.track not in detect.TRACK_MODES:
-            raise ValueError(f"track must be one of {detect.TRACK_MODES}, got {self.track!r}")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
+        checks.check_choice(self.alignment, "alignment", align.METHODS)
+        checks.check_choice(self.track, "track", detect.TRACK_MODES)
+        checks.check_choice(self.image_format, "image_format", IMAGE_FORMATS)
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality!r}")
         if int(self.segment_frames) != self.segment_frames or self.segment_frames < 0:
             raise ValueError(f"segment_frames must be a non-negative integer, got {self.segment_frames!r}")
         if self.fps < 0:
             raise ValueError(f"fps must be positive, or 0 to keep the source rate, got {self.fps!r}")
-        if self.audio_missing not in AUDIO_MISSING:
-            raise ValueError(f"audio_missing must be one of {AUDIO_MISSING}, got {self.audio_missing!r}")
+        checks.check_choice(self.audio_missing, "audio_missing", AUDIO_MISSING)
         self.spectrogram_config()  # Validates the audio settings.
 
     def spectrogram_config(self) -> audio_features.SpectrogramConfig:

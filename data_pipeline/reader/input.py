@@ -39,6 +39,7 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from data_pipeline.base import checks
 from data_pipeline.records import schema, shards
 from data_pipeline.reader import transforms
 
@@ -249,8 +250,7 @@ _TASK_MASKS = {"va": "va_mask", "expression": "expression_mask", "au": "au_mask"
 def keep_task_labels(task: str):
     """A `map` fn zeroing every label mask but `task`'s: a row of the VA set
     teaches only VA, as in [FBN] Sec. VI-B where each set has one annotation."""
-    if task not in _TASK_MASKS:
-        raise ValueError(f"task must be one of {tuple(_TASK_MASKS)}, got {task!r}")
+    checks.check_choice(task, "task", _TASK_MASKS)
 
     def keep(features, labels):
         labels = dict(labels)
