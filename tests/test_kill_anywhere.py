@@ -3,9 +3,8 @@ fuse, convert), SIGKILLed (its whole process group) at moments spread over its r
 command, ends with the outputs of an uninterrupted run, no temporary file, and the work finished before the
 kill not redone.
 
-Moments are fractions of the uninterrupted run's wall time (commands whose run is mostly real work), the
-appearance of a given file (commands whose start-up, importing TensorFlow, is most of the run), or a hook
-inside the command (`HOOKED`: the process kills itself at an exact write of `data_pipeline.base.atomic`,
+Moments are the appearance of a given file (export and predict: their start-up, importing TensorFlow, is
+most of the run, and each such file is followed by seconds of work), or a hook inside the command (`HOOKED`: the process kills itself at an exact write of `data_pipeline.base.atomic`,
 with a temporary written and not yet renamed, or just after the rename; for commands whose few writes
 come in a burst at the end). The
 checks hold whatever state the kill left, so the test does not depend on where exactly it landed; each
@@ -121,8 +120,8 @@ def _run(command, out):
 
 
 def _kill(command, out, moment, deadline=300):
-    """Start `command`, SIGKILL its process group at `moment` (seconds, a glob a new file's relative path
-    matches, or a `HOOKED` (stage, glob, count)); return whether it was still running then."""
+    """Start `command`, SIGKILL its process group at `moment` (a glob a new file's relative path matches,
+    or a `HOOKED` (stage, glob, count)); return whether it was still running then."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     hook = ["-c", HOOKED, *map(str, moment)] if isinstance(moment, tuple) else []
     process = subprocess.Popen([sys.executable, *hook, *_arguments(command, out)], cwd=ROOT, env=env,
@@ -130,8 +129,6 @@ def _kill(command, out, moment, deadline=300):
     start = time.monotonic()
     try:
         while process.poll() is None and time.monotonic() - start < deadline:
-            if isinstance(moment, float) and time.monotonic() - start >= moment:
-                break
             if isinstance(moment, str) and out.exists() and fnmatch.filter(_files(out), moment):
                 break
             time.sleep(0.01)
@@ -147,13 +144,12 @@ def _check_kills(command, out_root, moments, finished_glob=None):
     """Uninterrupted run, then per moment a killed run and its re-run; returns the kills that hit a running
     process. `finished_glob`: a unit of work's completion record (it and its unit are not rewritten)."""
     baseline = out_root / "uninterrupted"
-    done, seconds = _run(command, baseline)
+    done, _ = _run(command, baseline)
     assert done.returncode == 0, done.stderr
     want = _contents(baseline)
     hits = 0
     for k, moment in enumerate(moments):
         out = out_root / f"killed{k}"
-        moment = moment * seconds if isinstance(moment, float) else moment
         hits += _kill(command, out, moment)
         finished = {name: (out / name).stat().st_mtime_ns
                     for name in (fnmatch.filter(_files(out), finished_glob) if finished_glob and out.exists() else [])}
@@ -192,9 +188,11 @@ def _export_command(weights):
 
 @pytest.mark.slow
 def test_preprocess_killed_anywhere(videos, tmp_path):
+    """Three inputs: killed with the first side report's temporary written (its shard renamed: the state a kill
+    between the two renames leaves), just after the second side report, and at the run's report.json."""
     command = ["-m", "data_pipeline.preprocess", f"--input={videos}", "--workers=1", "--noprogress"]
-    hits = _check_kills(command, tmp_path, [0.3, 0.6, 0.9], finished_glob="*.mp4.report.json")
-    assert hits >= 2
+    moments = [("write", "*.mp4.report.json", 1), ("rename", "*.mp4.report.json", 2), ("write", "report.json", 1)]
+    assert _check_kills(command, tmp_path, moments, finished_glob="*.mp4.report.json") == 3
 
 
 @pytest.mark.slow
@@ -202,8 +200,8 @@ def test_adapter_killed_anywhere(tmp_path_factory, tmp_path):
     """The Aff-Wild2 adapter over a miniature release (3 videos, one with two people)."""
     abaw = write_abaw_release(tmp_path_factory.mktemp("abaw") / "release")
     command = ["-m", "data_pipeline.adapters", "affwild2", f"--root={abaw}", "--workers=1", "--noprogress"]
-    hits = _check_kills(command, tmp_path, [0.5, 0.85], finished_glob="*/*.report.json")
-    assert hits >= 1
+    moments = [("write", "*.report.json", 1), ("rename", "*.report.json", 2), ("write", "manifest.json", 1)]
+    assert _check_kills(command, tmp_path, moments, finished_glob="*/*.report.json") == 3
 
 
 @pytest.mark.slow
