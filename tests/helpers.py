@@ -67,12 +67,13 @@ def subprocess_env():
     return env
 
 
-def launch_script(script, *args):
-    """Run `launch/<script>` with `args` from the repository root; its stdout (asserts exit code 0)."""
+def launch_script(script, *args, with_stderr=False):
+    """Run `launch/<script>` with `args` from the repository root; its stdout, followed by its stderr with
+    `with_stderr` (asserts exit code 0)."""
     done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", script), *args], cwd=ROOT,
                           env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
-    return done.stdout
+    return done.stdout + done.stderr if with_stderr else done.stdout
 
 
 _FRESH_LOAD = """

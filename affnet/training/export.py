@@ -49,16 +49,13 @@ from affnet.training.config import TrainConfig
 from data_pipeline.media import audio
 from data_pipeline.records.schema import EXPRESSIONS, LANDMARK_DIM
 
-CROP_SIZE = export_format.CROP_SIZE
-FORMATS = export_format.FORMATS
-DEFAULT_FORMATS = export_format.DEFAULT_FORMATS
-DEFAULT_SEQ_LEN = export_format.DEFAULT_SEQ_LEN
 
 
 class ServingModule(tf.Module):
     """The model behind the fixed serving interface (see the module docstring)."""
 
-    def __init__(self, model: keras.Model, image_size: int, crop_size: int = CROP_SIZE, sequence: bool = True):
+    def __init__(self, model: keras.Model, image_size: int, crop_size: int = export_format.CROP_SIZE,
+                 sequence: bool = True):
         super().__init__(name="affnet_serving")
         self.model = model
         # Track every variable explicitly (see checkpointing.variable_map).
@@ -245,7 +242,7 @@ def training_audio(data_dir: Optional[str], split: Optional[str], spectrogram_di
     return values
 
 
-def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FORMATS,
+def export_model(model: keras.Model, output: str, info: dict, formats=export_format.DEFAULT_FORMATS,
                  audio_settings: Optional[dict] = None, log=print) -> dict:
     """Write `model` as an export under `output` (module docstring); `info`
     (the source, model name, overrides, seq_len, postprocess) starts export.json."""
@@ -260,7 +257,8 @@ def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FO
     tf.saved_model.save(module, saved_model, signatures={"serving_default": module.serve})
     model.save(os.path.join(output, export_format.KERAS_FILE))
     outputs = sorted(module.serve.get_concrete_function().structured_outputs)
-    info = {**info, "image_size": _image_size(model), "crop_size": CROP_SIZE, "landmarks": module.takes_landmarks,
+    info = {**info, "image_size": _image_size(model), "crop_size": export_format.CROP_SIZE,
+            "landmarks": module.takes_landmarks,
             "input_normalization": input_normalization(model), "outputs": outputs,
             "au_names": list(getattr(model, "au_names", None) or [])}
     if "expression_probabilities" in outputs:
@@ -285,7 +283,8 @@ def export_model(model: keras.Model, output: str, info: dict, formats=DEFAULT_FO
     return info
 
 
-def export_run(workdir: str, output: str, checkpoint: str = "best", formats=DEFAULT_FORMATS, log=print) -> dict:
+def export_run(workdir: str, output: str, checkpoint: str = "best", formats=export_format.DEFAULT_FORMATS,
+               log=print) -> dict:
     """Export a training run's checkpoint; export.json carries the run's
     seq_len, the post-processing chosen on validation and, for audio-visual
     models, the spectrogram settings of its training data."""
@@ -301,7 +300,8 @@ def export_run(workdir: str, output: str, checkpoint: str = "best", formats=DEFA
 
 
 def export_weights(model_name: Optional[str], weights: str, output: str, overrides: Optional[dict] = None,
-                   seq_len: int = DEFAULT_SEQ_LEN, formats=DEFAULT_FORMATS, log=print) -> dict:
+                   seq_len: int = export_format.DEFAULT_SEQ_LEN, formats=export_format.DEFAULT_FORMATS,
+                   log=print) -> dict:
     """Export a weights file (see `load_weights_model`), with no run behind it:
     no post-processing, `seq_len` the window predict uses (80, [AW] / [AW2])."""
     formats = check_formats(formats)
@@ -321,13 +321,13 @@ def _spectrogram_dim(model) -> int:
 
 
 def check_formats(formats) -> tuple:
-    """`formats` (a sequence or a comma-separated string) as a tuple of `FORMATS`,
+    """`formats` (a sequence or a comma-separated string) as a tuple of `export_format.FORMATS`,
     always with "saved_model" (the ONNX / TFLite files are converted from it)."""
     if isinstance(formats, str):
         formats = [item.strip() for item in formats.split(",") if item.strip()]
-    unknown = [item for item in formats if item not in FORMATS]
+    unknown = [item for item in formats if item not in export_format.FORMATS]
     if unknown:
-        raise ValueError(f"formats must be among {FORMATS}, got {unknown}")
+        raise ValueError(f"formats must be among {export_format.FORMATS}, got {unknown}")
     if "saved_model" not in formats:
         raise ValueError(f"formats must include 'saved_model' (the other formats are converted from it), "
                          f"got {list(formats)}")

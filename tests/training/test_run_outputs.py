@@ -4,13 +4,11 @@ absl INFO lines), TensorBoard holds the run's HParams, an input-crop grid and va
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, subprocess_env
+from helpers import launch_script
 
 TINY = ["--flagfile=demo.flags", "--model_overrides=width=0.0625,input_size=32,fc_units=16,rnn_units=8",
         "--seq_len=8", "--batch_size=2", "--train_steps=2", "--eval_every=2", "--checkpoint_every=2",
@@ -18,13 +16,6 @@ TINY = ["--flagfile=demo.flags", "--model_overrides=width=0.0625,input_size=32,f
 # absl / TensorFlow Python log lines ("I1206 03:55:05.68 ... functional_saver.py:440] Sharding callback")
 # and C++ ones ("I0000 00:00:... port.cc:153]"), and TFLite's "INFO: Created ... delegate".
 INFO_LINE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|INFO[: ])", re.MULTILINE)
-
-
-def _launch(script, *args):
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", script), *args], cwd=ROOT,
-                          env=dict(subprocess_env(), PYTHONPATH=ROOT), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
-    return done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +27,7 @@ def run(tmp_path_factory):
     synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,
                                                        crop_size=32, split_fractions=(1 / 3, 1 / 3, 1 / 3)))
     workdir = str(root / "run")
-    output = _launch("train.py", *TINY, f"--data={data}", f"--workdir={workdir}")
+    output = launch_script("train.py", *TINY, f"--data={data}", f"--workdir={workdir}", with_stderr=True)
     return root, workdir, output
 
 
@@ -68,7 +59,8 @@ def test_tensorboard_holds_hparams_input_crops_and_traces(run):
     root = _events(workdir)
     session = plugin_data_pb2.HParamsPluginData.FromString(
         root["_hparams_/session_start_info"][0].metadata.plugin_data.content).session_start_info
-    assert session.hparams["seq_len"].number_value == 8 and session.hparams["model"].string_value == "affwildnet_vggface"
+    assert session.hparams["seq_len"].number_value == 8
+    assert session.hparams["model"].string_value == "affwildnet_vggface"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         root["_hparams_/experiment"][0].metadata.plugin_data.content).experiment
     assert {m.name.tag for m in experiment.metric_infos} >= {"best_ccc_mean", "best_mse_mean"}
@@ -93,7 +85,8 @@ def test_evaluate_writes_challenge_files_the_adapter_reads(run):
 
     root, workdir, _ = run
     submission = str(root / "submission")
-    output = _launch("evaluate.py", f"--workdir={workdir}", "--split=test", f"--write_predictions={submission}")
+    output = launch_script("evaluate.py", f"--workdir={workdir}", "--split=test", f"--write_predictions={submission}",
+                           with_stderr=True)
     assert not INFO_LINE.search(output), INFO_LINE.findall(output)
     videos = decision_fusion.read_predictions(os.path.join(workdir, "predictions_test.npz"))
     assert sorted(os.listdir(submission)) == sorted(f"{name}.txt" for name in videos)
