@@ -51,6 +51,18 @@ DETECTION_REFITS = 2
 # degrees or more, for about the single fit's cost on mostly frontal video.
 MIRROR_FROM_STRETCH = 1.0
 MAX_STRETCH = 1.5  # A face turned by about 48 degrees; beyond, the predictor's frontal prior is lost anyway.
+# A detection's fit is checked against itself: its direct and mirror-image fits
+# (`detect.mirror_disagreement`, box sides) agree to a median 0.011 on the real
+# photos turned 0-45 degrees of `landmark_accuracy` and to 0.042-0.058 where the
+# detector's box was far off (a fit on the wrong scale or place). Above
+# RECHECK_DISAGREEMENT (a quarter of the detections there, two fifths at 45
+# degrees) the fit is redone from RECHECK_SHIFTS (the fit's points moved by a
+# sixth of their box side; a wrong place the two fits agree on, 0.018, is among
+# these), and a candidate replaces it if its fits disagree by under
+# RECHECK_GAIN times as much (at 1.0, noise alone would often swap a good fit).
+RECHECK_DISAGREEMENT = 0.014
+RECHECK_SHIFTS = ((1 / 6, 0.0), (-1 / 6, 0.0), (0.0, 1 / 6), (0.0, -1 / 6))
+RECHECK_GAIN = 0.7
 
 
 @dataclasses.dataclass
@@ -141,7 +153,8 @@ class FaceFollower:
     def __init__(self, detector: detect.FaceDetector, landmarker: detect.LandmarkDetector,
                  detect_every: int = 10, identities=None, cut_threshold: float = 20.0,
                  max_shape_change: float = 0.12, max_appearance_change: float = 16.0, match_iou: float = 0.3,
-                 refits: int = DETECTION_REFITS, mirror_from_stretch: float = MIRROR_FROM_STRETCH):
+                 refits: int = DETECTION_REFITS, mirror_from_stretch: float = MIRROR_FROM_STRETCH,
+                 recheck_disagreement: float = RECHECK_DISAGREEMENT, recheck_gain: float = RECHECK_GAIN):
         if int(detect_every) != detect_every or detect_every < 1:
             raise ValueError(f"detect_every must be a positive integer, got {detect_every!r}")
         self.detector = detector
@@ -154,6 +167,8 @@ class FaceFollower:
         self.match_iou = match_iou
         self.refits = int(refits)
         self.mirror_from_stretch = float(mirror_from_stretch)
+        self.recheck_disagreement = float(recheck_disagreement)
+        self.recheck_gain = float(recheck_gain)
         self._faces: List[TrackedFace] = []
         self._since_detection = 0
         self._previous_thumbnail: Optional[np.ndarray] = None
@@ -180,26 +195,63 @@ class FaceFollower:
         frontal width; the points are fitted there in the dlib-style box and
         mapped back. Landmarks are returned in frame pixels (float32).
         """
+        fitted = self._fit_upright_checked(image, guess, mirror)
+        return None if fitted is None else fitted[0]
+
+    def _fit_upright_checked(self, image: np.ndarray, guess: np.ndarray, mirror: bool = True):
+        """`_fit_upright`'s (points, `detect.mirror_disagreement` of its two fits or None), or None."""
         matrix, size = upright_map(guess)
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         upright = np.hstack([guess, np.ones((68, 1))]) @ matrix.T
-        points = self._fit(crop, detect.box_from_landmarks(upright), mirror)
+        try:
+            direct, mirrored = self.landmarker.fit_pair(crop, detect.box_from_landmarks(upright), mirror)
+        except ValueError:  # Empty box.
+            return None
+        points = direct if mirrored is None else (direct + mirrored) / 2
+        if not np.all(np.isfinite(points)):
+            return None
+        disagreement = None if mirrored is None else detect.mirror_disagreement(direct, mirrored)
+        inverse = cv2.invertAffineTransform(matrix)
+        return (np.hstack([points, np.ones((68, 1), np.float32)]) @ inverse.T).astype(np.float32), disagreement
+
+    def _refine(self, image: np.ndarray, points: np.ndarray):
+        """(points, disagreement) after `refits` mirrored upright fits from `points` (disagreement None if none ran)."""
+        disagreement = None
+        for _ in range(self.refits):
+            fitted = self._fit_upright_checked(image, points)
+            if fitted is None:
+                break
+            points, disagreement = fitted
+        return points, disagreement
+
+    def _fit_detection(self, image: np.ndarray, box) -> Optional[np.ndarray]:
+        """The 68 points of a detected face: fitted in the detector's box, refined, rechecked.
+
+        A box far from the boxes the predictor was trained on can leave the fit
+        on a wrong shape that refits keep; its direct and mirror-image fits then
+        disagree (RECHECK_DISAGREEMENT), and the fits from shifted starts
+        (RECHECK_SHIFTS) are tried, keeping the most self-consistent one.
+        """
+        points = self._fit(image, box)
         if points is None:
             return None
-        inverse = cv2.invertAffineTransform(matrix)
-        return (np.hstack([points, np.ones((68, 1), np.float32)]) @ inverse.T).astype(np.float32)
+        points, disagreement = self._refine(image, points)
+        if disagreement is None or disagreement <= self.recheck_disagreement:
+            return points
+        side = float(np.ptp(detect.box_from_landmarks(points)[::2]))
+        best, best_disagreement = points, self.recheck_gain * disagreement
+        for shift in RECHECK_SHIFTS:
+            candidate, candidate_disagreement = self._refine(image, points + np.float32(side) * np.float32(shift))
+            if candidate_disagreement is not None and candidate_disagreement < best_disagreement:
+                best, best_disagreement = candidate, candidate_disagreement
+        return best
 
     def _detect(self, image: np.ndarray, cut: bool) -> List[TrackedFace]:
         self.detections_run += 1
         self._since_detection = 0
         faces = []
         for detection in self.detector(image):
-            points = self._fit(image, detection.box)
-            for _ in range(self.refits):
-                if points is None:
-                    break
-                refined = self._fit_upright(image, points, mirror=True)
-                points = refined if refined is not None else points
+            points = self._fit_detection(image, detection.box)
             if points is None:
                 continue
             box = detect.box_from_landmarks(points)
