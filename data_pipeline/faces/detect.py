@@ -23,8 +23,9 @@ nothing fetched at run time (`DETECTORS`):
 Every detector's box is converted to the box dlib's shape predictor was
 trained on (`track.FaceFollower`: landmarks on the detector's box, then the
 dlib-style box of those landmarks, `box_from_landmarks`, then landmarks
-again, fitted upright and frontal and averaged with the mirror image's fit),
-so the 68 points do not depend on which detector found the face. The 68 landmarks come from dlib's shape
+again, fitted upright and frontal and averaged with the mirror image's fit,
+refitted from shifted starts where the two fits disagree), so the 68 points
+do not depend on which detector found the face. The 68 landmarks come from dlib's shape
 predictor, as in [MC] and [FBN].
 
 dlib objects cannot be pickled, so each worker process builds its own

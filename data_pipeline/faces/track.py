@@ -20,7 +20,10 @@ refit, and each tracked frame, fits the face turned upright and frontal
 frontal width) and averages the fits of the crop and of its mirror image
 (`detect.LandmarkDetector` `mirror`). On real photos turned 0-45 degrees
 (`landmark_accuracy`, README) this brings the error at 45 degrees from 0.076
-to 0.057 inter-ocular, below plain dlib's 0.065-0.072.
+to 0.057 inter-ocular, below plain dlib's 0.065-0.072. A detection whose
+direct and mirror-image fits disagree (a box far from the predictor's, where
+refits keep a wrong shape) is refitted from shifted starts and the most
+self-consistent fit kept (`RECHECK_DISAGREEMENT`); tracked frames are not.
 
 Each followed face carries a person id from `identity.IdentityBank` (dlib's
 ResNet face descriptor, computed at detections) when one is given, so a
@@ -52,14 +55,16 @@ DETECTION_REFITS = 2
 MIRROR_FROM_STRETCH = 1.0
 MAX_STRETCH = 1.5  # A face turned by about 48 degrees; beyond, the predictor's frontal prior is lost anyway.
 # A detection's fit is checked against itself: its direct and mirror-image fits
-# (`detect.mirror_disagreement`, box sides) agree to a median 0.011 on the real
-# photos turned 0-45 degrees of `landmark_accuracy` and to 0.042-0.058 where the
-# detector's box was far off (a fit on the wrong scale or place). Above
-# RECHECK_DISAGREEMENT (a quarter of the detections there, two fifths at 45
-# degrees) the fit is redone from RECHECK_SHIFTS (the fit's points moved by a
-# sixth of their box side; a wrong place the two fits agree on, 0.018, is among
-# these), and a candidate replaces it if its fits disagree by under
-# RECHECK_GAIN times as much (at 1.0, noise alone would often swap a good fit).
+# (`detect.mirror_disagreement`, in box sides) agree to a median 0.011 on the
+# real photos turned 0-45 degrees of `landmark_accuracy`, and to 0.042-0.058
+# where the detector's box was far off and the refits kept a wrong shape. Above
+# RECHECK_DISAGREEMENT (a quarter of the detections there) the fit is redone
+# from its points moved by a sixth of their box side (RECHECK_SHIFTS; 2 refits
+# each) and the candidate whose fits agree best replaces it if they disagree
+# under RECHECK_GAIN times as much as the first fit's (at 1.0, swaps on noise
+# alone raised `hog` at 45 degrees from 0.056 to 0.068 in a trial). A fit in the wrong place that both fits agree on
+# (0.018: a box a sixth of its side off, on a face turned 45 degrees) is caught
+# this way too: its shifted candidate disagrees by 0.008.
 RECHECK_DISAGREEMENT = 0.014
 RECHECK_SHIFTS = ((1 / 6, 0.0), (-1 / 6, 0.0), (0.0, 1 / 6), (0.0, -1 / 6))
 RECHECK_GAIN = 0.7
@@ -147,6 +152,11 @@ def upright_map(guess: np.ndarray):
     return np.hstack([linear, shift[:, None]]), size
 
 
+def _map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(68, 2) points through a 2x3 affine map, as float32."""
+    return (np.hstack([points, np.ones((len(points), 1), np.float32)]) @ matrix.T).astype(np.float32)
+
+
 class FaceFollower:
     """Per frame: the faces, by detection every `detect_every` frames and landmark tracking in between."""
 
@@ -175,6 +185,7 @@ class FaceFollower:
         self._next_anonymous = 0
         self.detections_run = 0
         self.scene_cuts = 0
+        self.rechecks = 0  # Detections whose fit was redone from shifted starts (`_fit_detection`).
 
     def _fit(self, image: np.ndarray, box, mirror: bool = False) -> Optional[np.ndarray]:
         try:
@@ -195,11 +206,23 @@ class FaceFollower:
         frontal width; the points are fitted there in the dlib-style box and
         mapped back. Landmarks are returned in frame pixels (float32).
         """
-        fitted = self._fit_upright_checked(image, guess, mirror)
-        return None if fitted is None else fitted[0]
+        fits = self._upright_fits(image, guess, mirror)
+        if fits is None:
+            return None
+        direct, mirrored, inverse = fits
+        return _map_points(direct if mirrored is None else (direct + mirrored) / 2, inverse)
 
-    def _fit_upright_checked(self, image: np.ndarray, guess: np.ndarray, mirror: bool = True):
-        """`_fit_upright`'s (points, `detect.mirror_disagreement` of its two fits or None), or None."""
+    def _fit_upright_checked(self, image: np.ndarray, guess: np.ndarray):
+        """`_fit_upright` mirrored, and its fits' `detect.mirror_disagreement` (None where the fit failed)."""
+        fits = self._upright_fits(image, guess, True)
+        if fits is None:
+            return None
+        direct, mirrored, inverse = fits
+        return _map_points((direct + mirrored) / 2, inverse), detect.mirror_disagreement(direct, mirrored)
+
+    def _upright_fits(self, image: np.ndarray, guess: np.ndarray, mirror: bool):
+        """(direct fit, mirror-image fit or None) in the upright crop of `upright_map`, and the map back to
+        the frame; None where a fit failed."""
         matrix, size = upright_map(guess)
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         upright = np.hstack([guess, np.ones((68, 1))]) @ matrix.T
@@ -207,12 +230,9 @@ class FaceFollower:
             direct, mirrored = self.landmarker.fit_pair(crop, detect.box_from_landmarks(upright), mirror)
         except ValueError:  # Empty box.
             return None
-        points = direct if mirrored is None else (direct + mirrored) / 2
-        if not np.all(np.isfinite(points)):
+        if not (np.all(np.isfinite(direct)) and (mirrored is None or np.all(np.isfinite(mirrored)))):
             return None
-        disagreement = None if mirrored is None else detect.mirror_disagreement(direct, mirrored)
-        inverse = cv2.invertAffineTransform(matrix)
-        return (np.hstack([points, np.ones((68, 1), np.float32)]) @ inverse.T).astype(np.float32), disagreement
+        return direct, mirrored, cv2.invertAffineTransform(matrix)
 
     def _refine(self, image: np.ndarray, points: np.ndarray):
         """(points, disagreement) after `refits` mirrored upright fits from `points` (disagreement None if none ran)."""
@@ -238,6 +258,7 @@ class FaceFollower:
         points, disagreement = self._refine(image, points)
         if disagreement is None or disagreement <= self.recheck_disagreement:
             return points
+        self.rechecks += 1
         side = float(np.ptp(detect.box_from_landmarks(points)[::2]))
         best, best_disagreement = points, self.recheck_gain * disagreement
         for shift in RECHECK_SHIFTS:

@@ -98,7 +98,8 @@ def pipeline_points(detector: detect.FaceDetector, landmarker: detect.LandmarkDe
     """(points at the detection, points after tracking), None where the face was missed.
 
     `timing`, when given, gathers CPU seconds of the landmark work (detector
-    excluded) per detected face and per tracked frame. `follower_options`:
+    excluded) per detected face and per tracked frame, and whether the
+    detection's fit was rechecked (`track.FaceFollower.rechecks`). `follower_options`:
     `track.FaceFollower` settings.
     """
     # One follower per detection, so that only the face nearest the truth is followed.
@@ -121,6 +122,7 @@ def pipeline_points(detector: detect.FaceDetector, landmarker: detect.LandmarkDe
     if timing is not None:
         timing.setdefault("per_detected_face", []).append(detected_in)
         timing.setdefault("per_tracked_frame", []).append(tracked_in)
+        timing.setdefault("rechecked", []).append(follower.rechecks)
     tracked = faces[0].points if faces and not faces[0].detected else None
     return at_detection, tracked
 
