@@ -68,6 +68,10 @@ MAX_STRETCH = 1.5  # A face turned by about 48 degrees; beyond, the predictor's 
 RECHECK_DISAGREEMENT = 0.014
 RECHECK_SHIFTS = ((1 / 6, 0.0), (-1 / 6, 0.0), (0.0, 1 / 6), (0.0, -1 / 6))
 RECHECK_GAIN = 0.7
+# A re-detected followed face is rechecked only if its fit disagrees by over
+# RECHECK_REPEAT times its last detection's (after any recheck): a face whose
+# fits always disagree a little (glasses) is not redone at every detection.
+RECHECK_REPEAT = 1.5
 
 
 @dataclasses.dataclass
@@ -80,6 +84,7 @@ class TrackedFace:
     detected: bool  # True on frames where the detector (not tracking) found it.
     appearance: Optional[np.ndarray] = None  # `_face_thumbnail`, to notice a different face in its place.
     score: float = 1.0  # The detector's score of the detection this face was last found by.
+    disagreement: Optional[float] = None  # `detect.mirror_disagreement` of its last detection's fit.
 
 
 def _shape_change(previous: np.ndarray, current: np.ndarray) -> float:
@@ -244,42 +249,52 @@ class FaceFollower:
             points, disagreement = fitted
         return points, disagreement
 
-    def _fit_detection(self, image: np.ndarray, box) -> Optional[np.ndarray]:
-        """The 68 points of a detected face: fitted in the detector's box, refined, rechecked.
+    def _fit_detection(self, image: np.ndarray, box, followed: List[TrackedFace]):
+        """(68 points, their fits' disagreement) of a detected face: fitted in the detector's box, refined,
+        rechecked; None where the fit failed.
 
         A box far from the boxes the predictor was trained on can leave the fit
         on a wrong shape that refits keep; its direct and mirror-image fits then
         disagree (RECHECK_DISAGREEMENT), and the fits from shifted starts
-        (RECHECK_SHIFTS) are tried, keeping the most self-consistent one.
+        (RECHECK_SHIFTS) are tried, keeping the most self-consistent one. A
+        `followed` face in the same place whose last detection's fits disagreed
+        nearly as much (RECHECK_REPEAT) is not rechecked again.
         """
         points = self._fit(image, box)
         if points is None:
             return None
         points, disagreement = self._refine(image, points)
         if disagreement is None or disagreement <= self.recheck_disagreement:
-            return points
+            return points, disagreement
+        here = detect.box_from_landmarks(points)
+        known = [f.disagreement for f in followed
+                 if f.disagreement is not None and detect.iou(f.box, here) >= self.match_iou]
+        if known and disagreement <= RECHECK_REPEAT * max(known):
+            return points, disagreement
         self.rechecks += 1
-        side = float(np.ptp(detect.box_from_landmarks(points)[::2]))
-        best, best_disagreement = points, self.recheck_gain * disagreement
+        side = here[2] - here[0]
+        best, best_disagreement = points, disagreement
         for shift in RECHECK_SHIFTS:
             candidate, candidate_disagreement = self._refine(image, points + np.float32(side) * np.float32(shift))
-            if candidate_disagreement is not None and candidate_disagreement < best_disagreement:
+            if candidate_disagreement is not None and candidate_disagreement < min(
+                    best_disagreement, self.recheck_gain * disagreement):
                 best, best_disagreement = candidate, candidate_disagreement
-        return best
+        return best, best_disagreement
 
     def _detect(self, image: np.ndarray, cut: bool) -> List[TrackedFace]:
         self.detections_run += 1
         self._since_detection = 0
         faces = []
+        previous = [] if cut else list(self._faces)
         for detection in self.detector(image):
-            points = self._fit_detection(image, detection.box)
-            if points is None:
+            fitted = self._fit_detection(image, detection.box, previous)
+            if fitted is None:
                 continue
+            points, disagreement = fitted
             box = detect.box_from_landmarks(points)
             faces.append(TrackedFace(-1, tuple(box), points, True, _face_thumbnail(image, points),
-                                     float(detection.score)))
+                                     float(detection.score), disagreement))
         # Keep a followed face's person across re-detections (unless the shot changed).
-        previous = [] if cut else list(self._faces)
         for face in sorted(faces, key=lambda f: -detect.Detection(f.box, 0).area):
             match = max(previous, key=lambda p: detect.iou(p.box, face.box), default=None)
             if match is not None and detect.iou(match.box, face.box) >= self.match_iou and (
@@ -310,7 +325,7 @@ class FaceFollower:
             centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if not (0 <= centre_x < width and 0 <= centre_y < height):
                 return None
-            followed.append(TrackedFace(face.person, box, points, False, appearance, face.score))
+            followed.append(TrackedFace(face.person, box, points, False, appearance, face.score, face.disagreement))
         return followed
 
     def __call__(self, image: np.ndarray) -> List[TrackedFace]:
