@@ -62,9 +62,10 @@ MAX_STRETCH = 1.5  # A face turned by about 48 degrees; beyond, the predictor's 
 # from its points moved by a sixth of their box side (RECHECK_SHIFTS; 2 refits
 # each) and the candidate whose fits agree best replaces it if they disagree
 # under RECHECK_GAIN times as much as the first fit's (at 1.0, swaps on noise
-# alone raised `hog` at 45 degrees from 0.056 to 0.068 in a trial). A fit in the wrong place that both fits agree on
-# (0.018: a box a sixth of its side off, on a face turned 45 degrees) is caught
-# this way too: its shifted candidate disagrees by 0.008.
+# alone raised `hog` at 45 degrees from 0.056 to 0.068 in a trial). A fit in
+# the wrong place that both fits agree on (0.018: a box a sixth of its side
+# off, on a face turned 45 degrees) is caught this way too: its shifted
+# candidate's fits disagree by 0.008.
 RECHECK_DISAGREEMENT = 0.014
 RECHECK_SHIFTS = ((1 / 6, 0.0), (-1 / 6, 0.0), (0.0, 1 / 6), (0.0, -1 / 6))
 RECHECK_GAIN = 0.7
