@@ -19,7 +19,11 @@ reported with status "refused" and the trainer's message. Prints one JSON
 object: the devices, then per configuration frames/s (after `--warmup` steps
 that include tracing and compilation), seconds per step, the final loss and
 whether it is finite, and the peak memory of each GPU
-(`tf.config.experimental.get_memory_info`).
+(`tf.config.experimental.get_memory_info`). With `--predict_frames N` it then
+runs `bench/predict.py --frames N --precisions float32,auto` (predict's
+default precision on this machine, float16 on a GPU, against float32: model
+frames/s, end to end, and the largest valence/arousal difference) and adds its
+JSON as "predict".
 
   bench/gpu_check.sh                       # fresh machine: venv + install + this script
   python bench/gpu_check.py [--steps 10] [--models ...] [--precisions none,bfloat16,float16]
@@ -141,6 +145,15 @@ def _configurations(args):
             yield model, precision, xla, distribution
 
 
+def predict_check(frames):
+    """bench/predict.py's JSON for float32 against auto, or the error it ended with."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "predict.py"), f"--frames={frames}",
+                           "--repeats=1", "--precisions=float32,auto"], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        return {"status": "error", "error": f"exit {done.returncode}: {done.stderr[-1500:]}"}
+    return {"status": "ok", **json.loads(done.stdout)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -156,6 +169,8 @@ def main(argv=None):
     parser.add_argument("--allow_cpu", action="store_true", help="run without a GPU instead of failing")
     parser.add_argument("--logical_cpus", type=int, default=0, help="split the CPU into N devices (mirrored on CPU)")
     parser.add_argument("--in_process", action="store_true", help="all configurations in this process")
+    parser.add_argument("--predict_frames", type=int, default=0,
+                        help="also time predict, float32 against auto, on a video of N frames (0: skip)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -191,6 +206,8 @@ def main(argv=None):
     report["results"] = results
     ok = [r for r in results if r["status"] == "ok"]
     report["all_losses_finite"] = bool(ok) and all(r["loss_finite"] and math.isfinite(r["final_loss"]) for r in ok)
+    if args.predict_frames:
+        report["predict"] = predict_check(args.predict_frames)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -1,5 +1,5 @@
 """Predict throughput: model-only and end-to-end (decode -> CSV) frames/s, float32 vs the default
---precision=auto (bfloat16 on CPUs with AMX / AVX512-BF16, `runtime.choose_precision`), against the
+--precision=auto (float16 on a GPU, bfloat16 on CPUs with AMX / AVX512-BF16, `runtime.choose_precision`), against the
 one-window-per-call path, in one run. Prints one JSON object.
 
   python bench/predict.py [--model affwildnet_vggface] [--frames 160] [--repeats 2] [--batch_size 8]
@@ -36,6 +36,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import machine  # noqa: E402  (bench/, on the path as the script's folder)
+from affnet.predict.runtime import PRECISIONS  # noqa: E402  (numpy only)
 
 
 def make_export(name: str, directory: str) -> str:
@@ -152,7 +153,7 @@ def main():
                         "pre-issue-12 path")
     parser.add_argument("--one_process_front_end", action="store_true",
                         help="also run end to end with the face front-end in one thread (no time chunks)")
-    parser.add_argument("--worker", choices=("float32", "bfloat16", "auto"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=PRECISIONS, help=argparse.SUPPRESS)
     parser.add_argument("--export", help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)

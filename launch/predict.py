@@ -2,7 +2,7 @@
 
   python launch/predict.py --input VIDEO_OR_DIR [--input ...] --model EXPORT_DIR --output DIR
       [--output_format csv|parquet|abaw] [--landmarks] [--annotated_video] [--report] [--postprocess auto|none]
-      [--batch_size 8] [--precision auto|float32|bfloat16] [--backend auto|saved_model|onnx|tflite]
+      [--batch_size 8] [--precision auto|float32|bfloat16|float16] [--backend auto|saved_model|onnx|tflite]
       [--track largest|all] [--seq_len N] [--max_frames N] [--noprogress]
 
 Writes DIR/<input>.csv (or .parquet) per input (columns: README, "Predict
@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from affnet.predict import runtime  # noqa: E402  (numpy only: --help stays fast)
 from data_pipeline.faces import detect  # noqa: E402  (cv2 and numpy only: --help stays fast)
 
 _INPUT = flags.DEFINE_multi_string("input", None, "Video, image, folder (recursive), glob, camera index "
@@ -48,10 +49,11 @@ _PLOTS = flags.DEFINE_bool("plots", True, "Write the valence/arousal plots per i
 _POSTPROCESS = flags.DEFINE_enum("postprocess", "auto", ("auto", "none"),
                                  "auto: the median filter export.json carries (chosen on validation).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per model call (all faces and chunks together).")
-_PRECISION = flags.DEFINE_enum("precision", "auto", ("auto", "float32", "bfloat16"),
+_PRECISION = flags.DEFINE_enum("precision", "auto", runtime.PRECISIONS,
                                "bfloat16: oneDNN bf16 rewrite of the SavedModel (CPUs with AVX512-BF16/AMX); "
-                               "auto: bfloat16 where the CPU has them (SavedModel), else float32.")
-_BACKEND = flags.DEFINE_enum("backend", "auto", ("auto", "saved_model", "onnx", "tflite"),
+                               "float16: CUDA float16 rewrite (GPUs); auto (SavedModel): float16 on a GPU, "
+                               "bfloat16 where the CPU has AVX512-BF16/AMX, else float32.")
+_BACKEND = flags.DEFINE_enum("backend", "auto", runtime.BACKENDS,
                              "Model format; auto takes what the export holds (SavedModel first).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 0, "Window length; 0 = the run's seq_len (export.json).")
 _TRACK = flags.DEFINE_enum("track", "largest", ("largest", "all"), "Faces: the largest, or every person (one id per person, by face descriptor).")

@@ -48,7 +48,7 @@ class PredictOptions:
 
     seq_len: int = 0
     batch_size: int = 8
-    precision: str = "auto"  # runtime.choose_precision: bfloat16 on CPUs with AMX / AVX512-BF16.
+    precision: str = "auto"  # runtime.choose_precision: float16 on GPUs, bfloat16 on CPUs with AMX / AVX512-BF16.
     backend: str = "auto"
     postprocess: str = "auto"
     track: str = "largest"

@@ -12,15 +12,19 @@ au_probabilities: whichever the export has).
 
 precision "bfloat16" (SavedModel only) turns on TensorFlow's oneDNN
 auto-mixed-precision graph rewrite, which runs convolutions and matmuls in
-bfloat16 on CPUs with AVX512-BF16 / AMX. It is a process-wide TensorFlow
-option, set before the SavedModel's functions are first traced. precision
-"auto" (`choose_precision`) takes bfloat16 for a SavedModel on a CPU whose
+bfloat16 on CPUs with AVX512-BF16 / AMX; precision "float16" (SavedModel on a
+GPU) turns on its CUDA auto-mixed-precision rewrite, float16 tensor-core
+convolutions and matmuls with float32 kept where its deny list wants it. Both
+are process-wide TensorFlow options, set before the SavedModel's functions are
+first traced. TensorFlow has no bfloat16 graph rewrite for GPUs (the CUDA pass
+targets float16 only) and no float16 one for CPUs, so each precision refuses
+the other device. precision "auto" (`choose_precision`) takes, for a
+SavedModel: float16 where TensorFlow sees a GPU; bfloat16 on a CPU whose
 /proc/cpuinfo flags name amx_bf16 or avx512_bf16 (there the rewrite runs
-native bfloat16 instructions), float32 elsewhere: without them oneDNN emulates
-bfloat16 and is slower than float32, ONNX and TFLite run float32, and on a GPU
-the rewrite does nothing (it is a oneDNN CPU pass; TensorFlow has no bfloat16
-rewrite for GPUs). AFFNET_AUTO_PRECISION=float32|bfloat16 pins what auto means
-(a site policy; the test suite pins float32). The runtime's `precision` /
+native bfloat16 instructions); float32 elsewhere (without them oneDNN emulates
+bfloat16 and is slower than float32). ONNX and TFLite run float32.
+AFFNET_AUTO_PRECISION=float32|bfloat16|float16 pins what auto means (a site
+policy; the test suite pins float32). The runtime's `precision` /
 `precision_reason` say what was chosen.
 """
 
@@ -33,17 +37,22 @@ from data_pipeline.base import checks
 from affnet.export_format import ExportInfo
 
 BACKENDS = ("auto", "saved_model", "onnx", "tflite")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bfloat16 matmul support.
-AUTO_PRECISION_ENV = "AFFNET_AUTO_PRECISION"  # float32 / bfloat16: what "auto" means on this machine.
+AUTO_PRECISION_ENV = "AFFNET_AUTO_PRECISION"  # float32 / bfloat16 / float16: what "auto" means on this machine.
+# Each reduced precision is a process-wide grappler rewrite: oneDNN bfloat16 on CPUs, CUDA float16 on GPUs.
+_REWRITES = {"bfloat16": "auto_mixed_precision_onednn_bfloat16", "float16": "auto_mixed_precision"}
 
 
 class SavedModelRuntime:
     def __init__(self, path: str, precision: str):
         import tensorflow as tf
 
-        if precision == "bfloat16":
-            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+        if precision == "float16" and not gpu_count():
+            raise ValueError(f"{path}: precision 'float16' needs a GPU (TensorFlow's float16 rewrite converts "
+                             "GPU ops only); on a CPU use bfloat16 or float32")
+        if precision in _REWRITES:
+            tf.config.optimizer.set_experimental_options({_REWRITES[precision]: True})
         self._loaded = tf.saved_model.load(path)
         self._serve = self._loaded.signatures["serving_default"]
         self.input_names = tuple(self._serve.structured_input_signature[1])
@@ -112,22 +121,32 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
     return frozenset()
 
 
-def choose_precision(precision: str, backend: str, flags: Optional[frozenset] = None) -> Tuple[str, str]:
+def gpu_count() -> int:
+    """GPUs TensorFlow sees (imports TensorFlow: only runtimes that need it ask)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def choose_precision(precision: str, backend: str, flags: Optional[frozenset] = None,
+                     gpus: Optional[int] = None) -> Tuple[str, str]:
     """(precision to run, why) for a requested precision and a resolved backend (module docstring)."""
     if precision != "auto":
         return precision, "requested"
     pinned = os.environ.get(AUTO_PRECISION_ENV, "")
     if pinned:
-        if pinned not in ("float32", "bfloat16"):
-            raise ValueError(f"{AUTO_PRECISION_ENV}={pinned!r}: must be float32 or bfloat16")
+        checks.check_choice(pinned, AUTO_PRECISION_ENV, PRECISIONS[1:])
         return ("float32" if backend != "saved_model" else pinned), f"auto: {AUTO_PRECISION_ENV}={pinned}"
     if backend != "saved_model":
         return "float32", f"auto: {backend} runs float32"
+    gpus = gpu_count() if gpus is None else gpus
+    if gpus:
+        return "float16", "auto: a GPU (TensorFlow's mixed-precision rewrite for GPUs is float16)"
     flags = cpu_flags() if flags is None else flags
     native = [flag for flag in BF16_CPU_FLAGS if flag in flags]
     if native:
         return "bfloat16", f"auto: the CPU has {native[0]}"
-    return "float32", "auto: the CPU has no amx_bf16 / avx512_bf16"
+    return "float32", "auto: no GPU, and the CPU has no amx_bf16 / avx512_bf16"
 
 
 def load(export_dir: str, precision: str = "auto", backend: str = "auto"):

@@ -140,15 +140,27 @@ def test_predict_cli_writes_statistics_index_and_abaw_at_auto_precision(exports,
         assert [r["input"] for r in csv.DictReader(f)] == [talk["input"], empty["input"]]
 
 
-def test_auto_precision_follows_the_cpu_flags(monkeypatch):
+def test_auto_precision_follows_the_device(monkeypatch):
     monkeypatch.delenv(runtime.AUTO_PRECISION_ENV, raising=False)
-    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512_bf16"}))[0] == "bfloat16"
-    assert runtime.choose_precision("auto", "saved_model", frozenset({"amx_bf16", "amx_tile"}))[0] == "bfloat16"
-    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512f"}))[0] == "float32"
-    assert runtime.choose_precision("auto", "onnx", frozenset({"avx512_bf16"}))[0] == "float32"
-    assert runtime.choose_precision("float32", "saved_model", frozenset({"avx512_bf16"})) == ("float32", "requested")
+    cpu = {"gpus": 0}
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512_bf16"}), **cpu)[0] == "bfloat16"
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"amx_bf16", "amx_tile"}), **cpu)[0] == "bfloat16"
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx2", "avx512f"}), **cpu)[0] == "float32"
+    # A GPU takes TensorFlow's CUDA rewrite (float16), whatever the host CPU has; ONNX / TFLite stay float32.
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx512_bf16"}), gpus=1)[0] == "float16"
+    assert runtime.choose_precision("auto", "saved_model", frozenset(), gpus=8)[0] == "float16"
+    assert runtime.choose_precision("auto", "onnx", frozenset({"avx512_bf16"}), gpus=1)[0] == "float32"
+    assert runtime.choose_precision("float32", "saved_model", frozenset({"avx512_bf16"}), gpus=1) == ("float32",
+                                                                                                        "requested")
+    # Without a GPU the CUDA rewrite would do nothing: a requested float16 is refused naming the export.
+    assert runtime.gpu_count() == 0
+    with pytest.raises(ValueError, match=r"model_dir: precision 'float16' needs a GPU"):
+        runtime.SavedModelRuntime("model_dir", "float16")
     monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "float32")
-    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx512_bf16"}))[0] == "float32"
+    assert runtime.choose_precision("auto", "saved_model", frozenset({"avx512_bf16"}), gpus=1)[0] == "float32"
+    monkeypatch.setenv(runtime.AUTO_PRECISION_ENV, "float61")
+    with pytest.raises(ValueError, match=r"AFFNET_AUTO_PRECISION must be one of .*did you mean 'float16'"):
+        runtime.choose_precision("auto", "saved_model", frozenset(), gpus=0)
     cpuinfo = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 sse\n"
     path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")  # A file without a flags line.
     assert runtime.cpu_flags(path) == frozenset() and runtime.cpu_flags("/nonexistent") == frozenset()
