@@ -13,7 +13,11 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("AFFNET_AUTO_PRECISION", "float32")
 
 import numpy as np  # noqa: E402
+import preloaded  # noqa: E402
 import pytest  # noqa: E402
+
+# The project's commands run by tests start from an interpreter with TensorFlow imported (tests/preloaded.py).
+preloaded.install()
 
 # One 32-frame video per split at 32x32 crops, with the 17 AUs of [FBN] so that the
 # multi-task models find every label they train on.

@@ -9,6 +9,7 @@ import sys
 
 import keras
 import numpy as np
+import preloaded
 import tensorflow as tf
 
 from affnet.layers import build_rnn_stack
@@ -67,11 +68,13 @@ def subprocess_env():
     return env
 
 
-def launch_script(script, *args, with_stderr=False):
+def launch_script(script, *args, with_stderr=False, fresh=False):
     """Run `launch/<script>` with `args` from the repository root; its stdout, followed by its stderr with
-    `with_stderr` (asserts exit code 0)."""
+    `with_stderr` (asserts exit code 0). `fresh`: in a fresh interpreter, start-up under test
+    (tests/preloaded.py)."""
+    env = dict(subprocess_env(), **({preloaded.FRESH: "1"} if fresh else {}))
     done = subprocess.run([sys.executable, os.path.join(ROOT, "launch", script), *args], cwd=ROOT,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=900)
+                          env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
     return done.stdout + done.stderr if with_stderr else done.stdout
 

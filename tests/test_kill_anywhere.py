@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import preloaded
 import pytest
 from real_videos import moving_face_frames, write_abaw_release
 
@@ -124,8 +125,8 @@ def _kill(command, out, moment, deadline=300):
     or a `HOOKED` (stage, glob, count)); return whether it was still running then."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     hook = ["-c", HOOKED, *map(str, moment)] if isinstance(moment, tuple) else []
-    process = subprocess.Popen([sys.executable, *hook, *_arguments(command, out)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = preloaded.popen([sys.executable, *hook, *_arguments(command, out)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     start = time.monotonic()
     try:
         while process.poll() is None and time.monotonic() - start < deadline:

@@ -124,7 +124,7 @@ def displayed_run(tmp_path_factory):
         decode.write_video(str(clips / f"{name}.mp4"), frames, fps=30, **stored)
     out = root / "out"
     env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="2")
+               TF_CPP_MIN_LOG_LEVEL="2", AFFNET_TEST_FRESH_PYTHON="1")  # No warning, start-up included.
     done = subprocess.run([sys.executable, "-m", "data_pipeline.preprocess", "--input", str(clips), "--output",
                            str(out), "--workers", "2", "--noprogress"], capture_output=True, text=True, env=env,
                           timeout=300)

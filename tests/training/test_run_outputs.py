@@ -27,7 +27,8 @@ def run(tmp_path_factory):
     synthetic.generate(data, synthetic.SyntheticConfig(subjects=3, videos_per_subject=1, frames_per_video=24,
                                                        crop_size=32, split_fractions=(1 / 3, 1 / 3, 1 / 3)))
     workdir = str(root / "run")
-    output = launch_script("train.py", *TINY, f"--data={data}", f"--workdir={workdir}", with_stderr=True)
+    output = launch_script("train.py", *TINY, f"--data={data}", f"--workdir={workdir}", with_stderr=True,
+                           fresh=True)
     return root, workdir, output
 
 
@@ -86,7 +87,7 @@ def test_evaluate_writes_challenge_files_the_adapter_reads(run):
     root, workdir, _ = run
     submission = str(root / "submission")
     output = launch_script("evaluate.py", f"--workdir={workdir}", "--split=test", f"--write_predictions={submission}",
-                           with_stderr=True)
+                           with_stderr=True, fresh=True)
     assert not INFO_LINE.search(output), INFO_LINE.findall(output)
     videos = decision_fusion.read_predictions(os.path.join(workdir, "predictions_test.npz"))
     assert sorted(os.listdir(submission)) == sorted(f"{name}.txt" for name in videos)
