@@ -3,7 +3,7 @@
 Most of a tiny CLI run in a test is the interpreter importing TensorFlow and Keras (about 4 s of CPU
 each time, some 190 runs in the suite). `install()` (tests/conftest.py) routes
 `subprocess.run` calls (and `popen`) that start one of the project's commands with
-`sys.executable` (`launch/*.py`, `bench/*.py`, `tests/**/*.py`, `-m affnet...` / `-m data_pipeline...`)
+`sys.executable` (`launch/*.py`, `bench/*.py`, `tests/**/*.py`, `-m affnet...`, `-m data_pipeline...`, `-m tests...`)
 to a server per pytest process that imported numpy, TensorFlow and Keras once and forks a child per
 command. The child is set up as `python` would set it up: the command's argv, environment, working
 directory, `sys.path` (script folder or working directory, then PYTHONPATH, then the site), stdin
@@ -34,7 +34,7 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRESH = "AFFNET_TEST_FRESH_PYTHON"
 SERVER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-MODULES = ("affnet", "data_pipeline", "launch")
+MODULES = ("affnet", "data_pipeline", "launch", "tests")
 _ORIGINAL_RUN, _ORIGINAL_POPEN = subprocess.run, subprocess.Popen
 
 
