@@ -4,9 +4,10 @@ command, ends with the outputs of an uninterrupted run, no temporary file, and t
 kill not redone.
 
 Moments are the appearance of a given file (export and predict: their start-up, importing TensorFlow, is
-most of the run, and each such file is followed by seconds of work), or a hook inside the command (`HOOKED`: the process kills itself at an exact write of `data_pipeline.base.atomic`,
-with a temporary written and not yet renamed, or just after the rename; for commands whose few writes
-come in a burst at the end). The
+most of the run, and each such file is followed by seconds of work), or a hook inside the command
+(`tests/kill_hook.py`: the process kills itself at an exact write of `data_pipeline.base.atomic`, with a
+temporary written and not yet renamed, or just after the rename; for commands whose few writes come in a
+burst at the end). The
 checks hold whatever state the kill left, so the test does not depend on where exactly it landed; each
 kill is asserted to have hit a running process. Compared: every file byte for byte, JSON files with
 timing fields removed, the output folder's path replaced and a skipped entry's status read as the one
@@ -37,31 +38,8 @@ RUN_COUNTS = {"ok", "skipped"}
 # Differ between two uninterrupted exports too: the zip's file times and a fresh uuid in the fingerprint.
 NONDETERMINISTIC = {"model.keras", os.path.join("saved_model", "fingerprint.pb")}
 TINY = {"width": 0.125, "input_size": 32, "fc_units": 16, "rnn_units": 8, "dropout": 0.0}
-# Runs a command (`-m module ...` or `script.py ...`) that SIGKILLs itself at the COUNT-th atomic write of a
-# file whose name matches GLOB: "write" with that file's temporary written, "rename" just after its rename.
-HOOKED = """
-import fnmatch, os, runpy, signal, sys
-from data_pipeline.base import atomic
-stage, pattern, count, command = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-replace, seen = atomic.replace_atomically, []
-def killing(path, write, temporary=""):
-    if fnmatch.fnmatch(os.path.basename(path), pattern):
-        seen.append(path)
-    if len(seen) == count and seen[-1] == path and stage == "write":
-        write(temporary or atomic.temporary_path(path))
-        os.kill(os.getpid(), signal.SIGKILL)
-    replace(path, write, temporary)
-    if len(seen) == count and seen[-1] == path:
-        os.kill(os.getpid(), signal.SIGKILL)
-atomic.replace_atomically = killing
-if command[0] == "-m":
-    sys.argv = command[1:]
-    runpy.run_module(command[1], run_name="__main__", alter_sys=True)
-else:
-    sys.argv = command
-    sys.path.insert(0, os.path.dirname(os.path.abspath(command[0])))
-    runpy.run_path(command[0], run_name="__main__")
-"""
+# Runs a command that SIGKILLs itself at an exact atomic write (tests/kill_hook.py).
+HOOK = os.path.join(ROOT, "tests", "kill_hook.py")
 
 
 def _files(out):
@@ -122,9 +100,9 @@ def _run(command, out):
 
 def _kill(command, out, moment, deadline=300):
     """Start `command`, SIGKILL its process group at `moment` (a glob a new file's relative path matches,
-    or a `HOOKED` (stage, glob, count)); return whether it was still running then."""
+    or a hook's (stage, glob, count)); return whether it was still running then."""
     env = dict(os.environ, PYTHONPATH=ROOT)
-    hook = ["-c", HOOKED, *map(str, moment)] if isinstance(moment, tuple) else []
+    hook = [HOOK, *map(str, moment)] if isinstance(moment, tuple) else []
     process = preloaded.popen([sys.executable, *hook, *_arguments(command, out)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     start = time.monotonic()
