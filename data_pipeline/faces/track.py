@@ -24,6 +24,9 @@ to 0.057 inter-ocular, below plain dlib's 0.065-0.072. A detection whose
 direct and mirror-image fits disagree (a box far from the predictor's, where
 refits keep a wrong shape) is refitted from shifted starts and the most
 self-consistent fit kept (`RECHECK_DISAGREEMENT`); tracked frames are not.
+A detection whose eye keypoints (BlazeFace, MTCNN) are rolled is also fitted
+in its box turned upright by them (`ROLL_FROM_DEGREES`): the fit in the
+axis-aligned box of a face rolled by 30 degrees is far off.
 
 Each followed face carries a person id from `identity.IdentityBank` (dlib's
 ResNet face descriptor, computed at detections) when one is given, so a
@@ -77,11 +80,11 @@ RECHECK_REPEAT = 1.5
 # the detector's box, far off on a face rolled by 30 degrees; its eye line,
 # which turns the refits upright, is then wrong too and the refits keep the
 # error. Where the detector's eye keypoints (BlazeFace, MTCNN) are rolled by
-# over ROLL_FROM_DEGREES, the first fit is made in the box turned by their roll.
-# Below, nothing changes: the short-range BlazeFace's keypoints are rolled by
-# up to 10 degrees on upright faces. (Turning HOG's box by its first fit's eye
-# line instead, up to twice, moved its NME on faces rolled 30 degrees by
-# -0.004 to +0.008: no gain.)
+# over ROLL_FROM_DEGREES, a fit in the box turned by their roll is refined too
+# and kept on the recheck's terms (`FaceFollower._fit_detection`). Below,
+# nothing changes: the short-range BlazeFace's keypoints are rolled by up to
+# 10 degrees on upright faces. (Turning HOG's box by its first fit's eye line,
+# up to twice, moved its NME on faces rolled 30 degrees by -0.004 to +0.008.)
 ROLL_FROM_DEGREES = 12.0
 
 
