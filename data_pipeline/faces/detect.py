@@ -71,10 +71,16 @@ MIRROR_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28
 
 @dataclasses.dataclass(frozen=True)
 class Detection:
-    """A face box (x0, y0, x1, y1) in pixels, exclusive right/bottom, and its detector score."""
+    """A face box (x0, y0, x1, y1) in pixels, exclusive right/bottom, and its detector score.
+
+    eyes: the eye centres ((x, y) on the image's left, (x, y) on its right), for
+    the detectors that output them (BlazeFace, MTCNN), else None; their line
+    gives the face's roll before any landmark fit (`track.FaceFollower`).
+    """
 
     box: tuple
     score: float
+    eyes: Optional[tuple] = None
 
     @property
     def area(self) -> float:
@@ -114,9 +120,11 @@ def _check_image(image) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> List[Detection]:
-    """MediaPipe's weighted non-maximum suppression: each kept box is the
-    score-weighted mean of the boxes it suppresses (steadier than plain NMS)."""
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, overlap: float,
+                  eyes: Optional[np.ndarray] = None) -> List[Detection]:
+    """MediaPipe's weighted non-maximum suppression: each kept box (and its
+    (2, 2) `eyes`, when given) is the score-weighted mean of the boxes it
+    suppresses (steadier than plain NMS)."""
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
     found = []
@@ -128,7 +136,11 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, overlap: float) -> List
         remaining[group] = False
         weights = scores[group][:, None]
         box = (boxes[group] * weights).sum(0) / weights.sum()
-        found.append(Detection(tuple(float(v) for v in box), float(scores[i])))
+        pair = None
+        if eyes is not None:
+            mean = (eyes[group] * weights[:, :, None]).sum(0) / weights.sum()
+            pair = tuple(tuple(float(v) for v in eye) for eye in mean)
+        found.append(Detection(tuple(float(v) for v in box), float(scores[i]), pair))
     return found
 
 
@@ -171,7 +183,11 @@ class _BlazeFace:
         self._anchors = np.concatenate(anchors).astype(np.float32)
 
     def _run(self, image: np.ndarray, threshold: float):
-        """(boxes (N, 4) in `image` pixels, scores (N,)) before NMS."""
+        """(boxes (N, 4), eyes (N, 2, 2) in `image` pixels, scores (N,)) before NMS.
+
+        Of the six keypoints after the box offsets, the first two are the eyes,
+        the subject's right (image left) first (MediaPipe's face_detection graphs).
+        """
         height, width = image.shape[:2]
         scale = self.size / max(height, width)
         resized = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -189,7 +205,8 @@ class _BlazeFace:
         half = raw[:, 2:4] / self.size / 2
         unit = np.concatenate([centre - half, centre + half], 1) * self.size  # Input pixels.
         offset = np.array([left, top, left, top], np.float32)
-        return (unit - offset) / scale, scores[keep]
+        eyes = (raw[:, 4:8].reshape(-1, 2, 2) / self.size + self._anchors[keep][:, None]) * self.size
+        return (unit - offset) / scale, (eyes - offset[:2]) / scale, scores[keep]
 
     def __call__(self, image: np.ndarray, threshold: float) -> List[Detection]:
         # A wide frame letterboxed into the square input shrinks small faces
@@ -207,13 +224,14 @@ class _BlazeFace:
         if count > 1:
             starts = np.linspace(0, max(height, width) - side, count).round().astype(int)
             windows += [(s, 0, s + side, side) if width > height else (0, s, side, s + side) for s in starts]
-        boxes, scores = [], []
+        boxes, eyes, scores = [], [], []
         for x0, y0, x1, y1 in windows:
-            found, score = self._run(np.ascontiguousarray(image[y0:y1, x0:x1]), threshold)
+            found, found_eyes, score = self._run(np.ascontiguousarray(image[y0:y1, x0:x1]), threshold)
             boxes.append(found + np.array([x0, y0, x0, y0], np.float32))
+            eyes.append(found_eyes + np.array([x0, y0], np.float32))
             scores.append(score)
-        boxes, scores = np.concatenate(boxes), np.concatenate(scores)
-        return _weighted_nms(boxes, scores, 0.3) if len(scores) else []
+        boxes, eyes, scores = np.concatenate(boxes), np.concatenate(eyes), np.concatenate(scores)
+        return _weighted_nms(boxes, scores, 0.3, eyes) if len(scores) else []
 
 
 class _MTCNN:
@@ -226,7 +244,9 @@ class _MTCNN:
 
     def __call__(self, image: np.ndarray, threshold: float) -> List[Detection]:
         found = self._model.detect_faces(image, box_format="xyxy", threshold_onet=threshold)
-        return [Detection(tuple(float(v) for v in face["box"]), float(face["confidence"])) for face in found]
+        return [Detection(tuple(float(v) for v in face["box"]), float(face["confidence"]),
+                          tuple(tuple(float(v) for v in face["keypoints"][k]) for k in ("left_eye", "right_eye")))
+                for face in found]
 
 
 class FaceDetector:
