@@ -40,10 +40,14 @@ _ORIGINAL_RUN, _ORIGINAL_POPEN = subprocess.run, subprocess.Popen
 
 # ----------------------------------------------------------------------------- the server
 
-def _child(request, base_path):
-    """In the forked child: become the command and never return."""
+def _child(request, base_path, sockets, descriptors):
+    """In the forked child: drop the server's sockets and pipe, become the command and never return."""
     code = 1
     try:
+        for inherited in sockets:
+            inherited.close()
+        for descriptor in descriptors:
+            os.close(descriptor)
         if request["new_session"]:
             os.setsid()
         signal.set_wakeup_fd(-1)
@@ -131,6 +135,13 @@ def serve(address):
     waiting = {}
     sys.stdout.flush()
     print("ready", flush=True)
+    try:
+        _serve_until_eof(listener, selector, wake_read, wake_write, waiting, base_path)
+    finally:  # The test process is gone (xdist workers may end without atexit): leave nothing in /tmp.
+        shutil.rmtree(os.path.dirname(address), ignore_errors=True)
+
+
+def _serve_until_eof(listener, selector, wake_read, wake_write, waiting, base_path):
     while True:
         for key, _ in selector.select():
             if key.data == "parent":
@@ -143,11 +154,7 @@ def serve(address):
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:
-                    for inherited in (listener, connection, *waiting.values()):
-                        inherited.close()
-                    os.close(wake_read)
-                    os.close(wake_write)
-                    _child(request, base_path)
+                    _child(request, base_path, (listener, connection, *waiting.values()), (wake_read, wake_write))
                 waiting[pid] = connection
                 connection.sendall(f"{pid}\n".encode())
             else:
