@@ -134,27 +134,25 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def _roll_rotation(points: np.ndarray) -> np.ndarray:
-    """2x2 rotation taking the eye line of (68, 2) points to horizontal."""
-    eyes = points[42:48].mean(0) - points[36:42].mean(0)
+def _eye_line_rotation(left, right) -> np.ndarray:
+    """2x2 rotation taking the line from the image-left eye to the image-right eye to horizontal (y down)."""
+    eyes = np.asarray(right, np.float64) - np.asarray(left, np.float64)
     roll = np.arctan2(eyes[1], eyes[0])
     return np.array([[np.cos(roll), np.sin(roll)], [-np.sin(roll), np.cos(roll)]])
 
 
-def _eye_roll(left: np.ndarray, right: np.ndarray) -> float:
-    """Degrees by which the line from the image-left eye to the image-right eye is rolled (y down)."""
-    eyes = np.asarray(right, np.float64) - np.asarray(left, np.float64)
-    return float(np.degrees(np.arctan2(eyes[1], eyes[0])))
+def _roll_rotation(points: np.ndarray) -> np.ndarray:
+    """2x2 rotation taking the eye line of (68, 2) points to horizontal."""
+    return _eye_line_rotation(points[36:42].mean(0), points[42:48].mean(0))
 
 
-def _rotated_box_map(box, roll: float):
-    """(2x3 affine map from frame to crop pixels, crop side, the box in the crop) of `box` turned by -`roll`
-    degrees about its centre: the crop holds 2 box sides, scaled to a box side of at most UPRIGHT_SIDE."""
+def _rotated_box_map(box, rotation: np.ndarray):
+    """(2x3 affine map from frame to crop pixels, crop side, the box in the crop) of `box` turned by the 2x2
+    `rotation` about its centre: the crop holds 2 box sides, scaled to a box side of at most UPRIGHT_SIDE."""
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(1e-6, x1 - x0, y1 - y0)
     scale = min(1.0, UPRIGHT_SIDE / side)
-    angle = np.radians(roll)
-    linear = scale * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    linear = scale * rotation
     size = int(np.ceil(2 * scale * side))
     shift = size / 2 - linear @ np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     half_w, half_h = scale * (x1 - x0) / 2, scale * (y1 - y0) / 2
@@ -227,20 +225,30 @@ class FaceFollower:
         self.scene_cuts = 0
         self.rechecks = 0  # Detections whose fit was redone from shifted starts (`_fit_detection`).
 
-    def _fit(self, image: np.ndarray, box, mirror: bool = False) -> Optional[np.ndarray]:
+    def _fit_pair(self, image: np.ndarray, box, mirror: bool):
+        """`detect.LandmarkDetector.fit_pair` in `box`; None where the box is empty or a fit is not finite."""
         try:
-            points = self.landmarker(image, box, mirror)
+            direct, mirrored = self.landmarker.fit_pair(image, box, mirror)
         except ValueError:  # Empty box.
             return None
-        return points if np.all(np.isfinite(points)) else None
+        if not (np.all(np.isfinite(direct)) and (mirrored is None or np.all(np.isfinite(mirrored)))):
+            return None
+        return direct, mirrored
+
+    def _fit(self, image: np.ndarray, box) -> Optional[np.ndarray]:
+        """Landmarks in `box` (one fit, no mirror); None where it failed."""
+        fits = self._fit_pair(image, box, mirror=False)
+        return None if fits is None else fits[0]
 
     def _rolled_fit(self, image: np.ndarray, detection: detect.Detection) -> Optional[np.ndarray]:
         """Landmarks in the detector's box turned by its eye keypoints' roll (`_rotated_box_map`), where that
         roll exceeds ROLL_FROM_DEGREES; else (or where the fit failed) None."""
-        roll = 0.0 if detection.eyes is None else _eye_roll(*detection.eyes)
-        if abs(roll) <= ROLL_FROM_DEGREES:
+        if detection.eyes is None:
             return None
-        matrix, size, crop_box = _rotated_box_map(detection.box, roll)
+        rotation = _eye_line_rotation(*detection.eyes)
+        if abs(np.degrees(np.arctan2(rotation[0, 1], rotation[0, 0]))) <= ROLL_FROM_DEGREES:
+            return None
+        matrix, size, crop_box = _rotated_box_map(detection.box, rotation)
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         points = self._fit(crop, crop_box)
         return None if points is None else _map_points(points, cv2.invertAffineTransform(matrix))
@@ -263,36 +271,25 @@ class FaceFollower:
         direct, mirrored, inverse = fits
         return _map_points(direct if mirrored is None else (direct + mirrored) / 2, inverse)
 
-    def _fit_upright_checked(self, image: np.ndarray, guess: np.ndarray):
-        """`_fit_upright` mirrored, and its fits' `detect.mirror_disagreement` (None where the fit failed)."""
-        fits = self._upright_fits(image, guess, True)
-        if fits is None:
-            return None
-        direct, mirrored, inverse = fits
-        return _map_points((direct + mirrored) / 2, inverse), detect.mirror_disagreement(direct, mirrored)
-
     def _upright_fits(self, image: np.ndarray, guess: np.ndarray, mirror: bool):
         """(direct fit, mirror-image fit or None) in the upright crop of `upright_map`, and the map back to
         the frame; None where a fit failed."""
         matrix, size = upright_map(guess)
         crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         upright = np.hstack([guess, np.ones((68, 1))]) @ matrix.T
-        try:
-            direct, mirrored = self.landmarker.fit_pair(crop, detect.box_from_landmarks(upright), mirror)
-        except ValueError:  # Empty box.
-            return None
-        if not (np.all(np.isfinite(direct)) and (mirrored is None or np.all(np.isfinite(mirrored)))):
-            return None
-        return direct, mirrored, cv2.invertAffineTransform(matrix)
+        fits = self._fit_pair(crop, detect.box_from_landmarks(upright), mirror)
+        return None if fits is None else (*fits, cv2.invertAffineTransform(matrix))
 
     def _refine(self, image: np.ndarray, points: np.ndarray):
         """(points, disagreement) after `refits` mirrored upright fits from `points` (disagreement None if none ran)."""
         disagreement = None
         for _ in range(self.refits):
-            fitted = self._fit_upright_checked(image, points)
-            if fitted is None:
+            fits = self._upright_fits(image, points, mirror=True)
+            if fits is None:
                 break
-            points, disagreement = fitted
+            direct, mirrored, inverse = fits
+            points = _map_points((direct + mirrored) / 2, inverse)
+            disagreement = detect.mirror_disagreement(direct, mirrored)
         return points, disagreement
 
     def _fit_detection(self, image: np.ndarray, detection: detect.Detection, followed: List[TrackedFace]):
