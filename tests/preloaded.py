@@ -208,7 +208,7 @@ def _get_server():
 
 
 class PreloadedProcess:
-    """What the tests use of `subprocess.Popen`: pid, poll, wait, kill, returncode, communicate."""
+    """What the tests use of `subprocess.Popen`: pid, poll, wait, kill, returncode; `output` reads what it wrote."""
 
     def __init__(self, args, cwd, env, stdout, stderr, new_session):
         server = _get_server()
@@ -269,8 +269,6 @@ class PreloadedProcess:
             except ProcessLookupError:
                 pass
 
-    terminate = kill
-
     def output(self, text):
         """(stdout, stderr) as `subprocess` returns them, the files removed."""
         found = []
@@ -284,10 +282,6 @@ class PreloadedProcess:
             os.remove(path)
             found.append(data.decode(errors="replace").replace("\r\n", "\n") if text else data)
         return tuple(found)
-
-    def communicate(self, input=None, timeout=None):
-        self.wait(timeout)
-        return self.output(text=False)
 
 
 def _routable(args, kwargs):
@@ -332,9 +326,9 @@ def _run(args, **kwargs):
 
 
 def popen(args, **kwargs):
-    """`subprocess.Popen(args, **kwargs)`, or the same command on the server when it can run it (binary
-    output: `communicate` returns bytes)."""
-    if not _routable(args, kwargs) or kwargs.get("text") or kwargs.get("universal_newlines"):
+    """`subprocess.Popen(args, **kwargs)`, or the same command on the server when it can run it and the
+    caller reads no pipe (a `PreloadedProcess` has no stdout / stderr streams)."""
+    if not _routable(args, kwargs) or subprocess.PIPE in (kwargs.get("stdout"), kwargs.get("stderr")):
         return _ORIGINAL_POPEN(args, **kwargs)
     return PreloadedProcess(args, kwargs.get("cwd"), kwargs.get("env"), kwargs.get("stdout"), kwargs.get("stderr"),
                             kwargs.get("start_new_session", False))
