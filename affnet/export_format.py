@@ -15,7 +15,9 @@ absolute):
   "chosen_on"} ([MC] / [OMG] median filter chosen on validation; windows 1
   without an evaluation); `expressions` for models with expression outputs;
   `audio` (the `SpectrogramConfig` of the training data) for audio-visual
-  models; `formats` {format: path} with `format_details` (fixed shapes);
+  models; `alignment` (how the training crops were aligned, `--alignment`:
+  predict makes its crops the same way); `formats` {format: path} with
+  `format_details` (fixed shapes);
   `saved_model` and `keras` absolute paths.
 A bare SavedModel directory (no export.json) reads as the defaults below.
 """
@@ -36,6 +38,7 @@ FORMATS = tuple(FORMAT_FILES)
 DEFAULT_FORMATS = ("saved_model",)
 CROP_SIZE = 96  # Preprocessing's aligned crops ([MC], [FBN]: 96x96x3).
 DEFAULT_SEQ_LEN = 80  # [AW] / [AW2]: sequences of 80 frames.
+DEFAULT_ALIGNMENT = "similarity"  # [MC]'s Procrustes alignment, for exports that do not record theirs.
 OUTPUTS = ("valence_arousal", "expression_probabilities", "au_probabilities")
 
 
@@ -59,6 +62,7 @@ class ExportInfo:
     expressions: Tuple[str, ...] = EXPRESSIONS
     median_windows: Optional[Tuple[int, int]] = None  # (valence, arousal); None: no filter chosen.
     audio: Optional[dict] = None  # SpectrogramConfig fields.
+    alignment: str = DEFAULT_ALIGNMENT
     formats: Dict[str, str] = dataclasses.field(default_factory=dict)
     raw: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
@@ -83,6 +87,7 @@ class ExportInfo:
                    au_names=tuple(raw.get("au_names") or ()),
                    expressions=tuple(raw.get("expressions") or EXPRESSIONS),
                    median_windows=windows, audio=raw.get("audio"),
+                   alignment=str(raw.get("alignment") or DEFAULT_ALIGNMENT),
                    formats=dict(raw.get("formats") or {"saved_model": SAVED_MODEL_DIR}), raw=raw)
 
     @property

@@ -5,7 +5,8 @@ Both real photographs (astronaut, Grace Hopper) turned 0, 15, 30, 45 degrees
 dlib HOG + shape predictor on the original photos, warped with the face. Per
 yaw and path: mean NME (mean point error / outer-eye-corner distance), its
 maximum, faces missed, and the spread (RMS, crop pixels) of the true eye centres
-in the aligned 96x96 crop; "dlib_best" is plain dlib's better detector (HOG or
+in the aligned 96x96 crop (similarity-aligned as [MC], the default; and
+affine-aligned as [FBN], `--alignment affine`); "dlib_best" is plain dlib's better detector (HOG or
 MMOD) per face, and "minus_dlib_best_same_faces" the mean NME difference to it
 on the faces both found. Also the cost of the pipeline's landmark work (CPU ms per
 detected face and per tracked frame; detector excluded, median and mean) and the
@@ -50,12 +51,16 @@ def main():
     rows = landmark_accuracy.evaluate(scenes, args.detectors.split(","), timing=timing,
                                      plain=[p for p in args.plain.split(",") if p], **options)
     table = landmark_accuracy.summarise(rows)
+    # [FBN]'s affine alignment (`--alignment affine`) of the same fits: only the crop's eye centres change.
+    affine = {yaw: {path: entry[path]["eye_spread_px"] for path in entry}
+              for yaw, entry in landmark_accuracy.summarise(rows, "affine").items()}
     paths = [p for p in rows[0]["nme"] if "/" in p]
     costs = {k: v for k, v in timing.items() if k.startswith("per_")}
     results = {
         "machine": before, "load_average_after": machine.describe()["load_average"],
         "follower_options": options, "scenes": len(scenes),
         "nme_by_yaw": table,
+        "eye_spread_px_affine_by_yaw": affine,
         "worst_minus_dlib_best": {p: round(landmark_accuracy.worst_against_plain(rows, p)[0], 4) for p in paths},
         "landmark_cpu_ms": {k: round(1000 * float(np.median(v)), 2) for k, v in costs.items()},
         "landmark_cpu_ms_mean": {k: round(1000 * float(np.mean(v)), 2) for k, v in costs.items()},

@@ -34,7 +34,7 @@ import dataclasses
 import json
 import os
 import shutil
-from typing import Optional
+from typing import Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -201,35 +201,41 @@ _AUDIO_OPTIONS = {"audio_context": "context", "audio_bins": "bins", "audio_scale
                   "audio_normalization": "normalization"}
 
 
-def _audio_options(values):
-    """The `SpectrogramConfig` arguments in a preprocessing / adapter / synthetic
-    options dict (its `audio_*` fields), searched through nested dicts."""
+def _nested_options(values, keys) -> dict:
+    """{key: value} of the first dict holding any of `keys` in an options record
+    (a preprocessing / adapter / synthetic report), searched through nested dicts."""
     if not isinstance(values, dict):
         return {}
-    found = {field: values[key] for key, field in _AUDIO_OPTIONS.items() if key in values}
+    found = {key: values[key] for key in keys if key in values}
     if found:
         return found
     for value in values.values():
-        found = _audio_options(value)
+        found = _nested_options(value, keys)
         if found:
             return found
     return {}
 
 
-def training_audio(data_dir: Optional[str], split: Optional[str], spectrogram_dim: int, log=print) -> dict:
-    """The `SpectrogramConfig` fields the training data was written with: read
-    from the `audio_*` options in the report.json / manifest.json of
-    `data_dir/split` or `data_dir` (preprocess, adapters, synthetic set);
-    the defaults with a log line when none is found. Raises ValueError if
-    they do not give the model's spectrogram width."""
-    options, source = {}, None
+def _training_data_options(data_dir: Optional[str], split: Optional[str], keys) -> Tuple[dict, Optional[str]]:
+    """({key: value} for `keys` found in the options of the report.json / manifest.json of
+    `data_dir/split` or `data_dir` (preprocess, adapters, synthetic set), that file's path)."""
     for directory in (os.path.join(data_dir, split), data_dir) if data_dir else ():
         for name in ("report.json", "manifest.json"):
             path = os.path.join(directory, name)
-            if not source and os.path.exists(path):
+            if os.path.exists(path):
                 with open(path) as f:
-                    options = _audio_options(json.load(f))
-                source = path if options else None
+                    found = _nested_options(json.load(f), keys)
+                if found:
+                    return found, path
+    return {}, None
+
+
+def training_audio(data_dir: Optional[str], split: Optional[str], spectrogram_dim: int, log=print) -> dict:
+    """The `SpectrogramConfig` fields the training data was written with (its
+    `audio_*` options); the defaults with a log line when none is found. Raises
+    ValueError if they do not give the model's spectrogram width."""
+    found, source = _training_data_options(data_dir, split, _AUDIO_OPTIONS)
+    options = {_AUDIO_OPTIONS[key]: value for key, value in found.items()}
     if not source:
         log(f"audio: no audio options found ({data_dir or 'no training data'}: report.json / manifest.json); "
             "export.json records the SpectrogramConfig defaults")
@@ -240,6 +246,17 @@ def training_audio(data_dir: Optional[str], split: Optional[str], spectrogram_di
     values = dataclasses.asdict(config)
     values["db_range"] = list(values["db_range"])
     return values
+
+
+def training_alignment(data_dir: Optional[str], split: Optional[str], log=print) -> str:
+    """The face alignment the training crops were made with (`--alignment`), so that
+    predict makes its crops the same way ([MC] Sec. 4: one alignment for training and
+    testing); [MC]'s similarity with a log line when the data does not say."""
+    found, source = _training_data_options(data_dir, split, ("alignment",))
+    if not source:
+        log(f"alignment: not recorded ({data_dir or 'no training data'}: report.json / manifest.json); "
+            f"export.json records {export_format.DEFAULT_ALIGNMENT}, [MC]'s")
+    return found.get("alignment", export_format.DEFAULT_ALIGNMENT)
 
 
 def export_model(model: keras.Model, output: str, info: dict, formats=export_format.DEFAULT_FORMATS,
@@ -295,6 +312,7 @@ def export_run(workdir: str, output: str, checkpoint: str = "best", formats=expo
                       if spectrogram_dim else None)
     info = {"source": "run", "workdir": os.path.abspath(workdir), "checkpoint": path, "model": config.model.name,
             "model_overrides": dict(config.model.overrides), "seq_len": config.data.seq_len,
+            "alignment": training_alignment(config.data.dir, config.data.train_split, log),
             "postprocess": chosen_postprocess(workdir, config.data.eval_split, log)}
     return export_model(model, output, info, formats, audio_settings, log)
 

@@ -25,11 +25,13 @@ error over the true outer-eye-corner distance, iBUG 68 points 36 and 45,
   into the shape predictor (upsampled as the pipeline's `AUTO_UPSAMPLE`),
 
 and the aligned eye centres: where the true eye centres land in the 96x96
-crop aligned by the found points (`align`). Their spread (`eye_spread`) over
-the faces of one yaw (two people, both ways, three sizes) includes what the
-pose itself does to a similarity-aligned crop (the "truth" entry: aligned by
-the true points); `eye_error_px` is what the landmark errors add (distance to
-where the crop aligned by the true points puts them).
+crop aligned by the found points (`align`, with each of its methods: [MC]'s
+similarity, the pipeline's default, and [FBN]'s affine map). Their spread
+(`eye_spread`) over the faces of one yaw (two people, both ways, three sizes)
+includes what the pose itself does to the aligned crop (the "truth" entry:
+aligned by the true points; a similarity map cannot undo a turn);
+`eye_error_px` is what the landmark errors add (distance to where the crop
+aligned by the true points puts them).
 """
 
 import dataclasses
@@ -133,16 +135,17 @@ def plain_points(detector: detect.FaceDetector, landmarker: detect.LandmarkDetec
     return _nearest([landmarker(frame, d.box) for d in detector(frame)], truth)
 
 
-def aligned_eyes(points: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(2, 2) true eye centres in the 96x96 crop aligned by `points`."""
-    matrix = align.estimate_transform(align.anchors(points), align.template(96))
+def aligned_eyes(points: np.ndarray, truth: np.ndarray, method: str = "similarity") -> np.ndarray:
+    """(2, 2) true eye centres in the 96x96 crop aligned by `points` (`align.METHODS`)."""
+    matrix = align.estimate_transform(align.anchors(points), align.template(96), method)
     return align.apply_transform(matrix, align.anchors(truth)[:2])
 
 
 def evaluate(scene_list: Sequence[Scene], detectors: Sequence[str],
              landmarker: Optional[detect.LandmarkDetector] = None, plain: Sequence[str] = PLAIN,
              timing: Optional[dict] = None, **follower_options) -> List[Dict]:
-    """Per scene: {"person", "yaw", "face_px", "angle", "nme": {path: NME or None}, "eyes": {path: (2, 2)}}."""
+    """Per scene: {"person", "yaw", "face_px", "angle", "nme": {path: NME or None},
+    "eyes": {alignment method: {path: (2, 2)}}}."""
     landmarker = landmarker or detect.LandmarkDetector()
     models = {name: detect.FaceDetector(name) for name in detectors}
     plain_models = {name: detect.FaceDetector({"dlib_hog": "hog", "dlib_mmod": "cnn"}[name]) for name in plain}
@@ -157,8 +160,9 @@ def evaluate(scene_list: Sequence[Scene], detectors: Sequence[str],
         rows.append({
             "person": scene.person, "yaw": scene.yaw, "face_px": scene.face_px, "angle": scene.angle,
             "nme": {k: None if p is None else face_scenes.landmark_error(p, scene.truth) for k, p in found.items()},
-            "eyes": {k: aligned_eyes(p, scene.truth) for k, p in list(found.items()) + [("truth", scene.truth)]
-                     if p is not None},
+            "eyes": {method: {k: aligned_eyes(p, scene.truth, method)
+                              for k, p in list(found.items()) + [("truth", scene.truth)] if p is not None}
+                     for method in align.METHODS},
         })
     return rows
 
@@ -175,11 +179,11 @@ def eye_spread(eyes: Sequence[np.ndarray]) -> float:
     return float(np.sqrt(((eyes - eyes.mean(0)) ** 2).sum(-1).mean()))
 
 
-def summarise(rows: Sequence[Dict]) -> Dict:
+def summarise(rows: Sequence[Dict], alignment: str = "similarity") -> Dict:
     """Per |yaw| and path: mean and largest NME (over the faces the path found), faces missed,
-    the eye-centre spread and error in the aligned crop, and the mean NME difference to plain
-    dlib's better detector on the faces both found. "truth": the spread of the crops aligned by
-    the true points (what the pose alone causes: a similarity map cannot undo a turn)."""
+    the eye-centre spread and error in the crop aligned by `alignment` (`align.METHODS`), and the
+    mean NME difference to plain dlib's better detector on the faces both found. "truth": the
+    spread of the crops aligned by the true points (what the pose alone causes)."""
     paths = list(rows[0]["nme"]) + ["dlib_best"]
     table = {}
     for yaw in sorted({abs(r["yaw"]) for r in rows}):
@@ -188,15 +192,15 @@ def summarise(rows: Sequence[Dict]) -> Dict:
         for path in paths:
             values = [best_plain(r) if path == "dlib_best" else r["nme"][path] for r in group]
             found = [v for v in values if v is not None]
-            eyes = [r["eyes"][path] for r in group if path in r["eyes"]]
-            moved = [np.linalg.norm(r["eyes"][path] - r["eyes"]["truth"], axis=1).mean()
-                     for r in group if path in r["eyes"]]
+            aligned = [r["eyes"][alignment] for r in group]
+            eyes = [a[path] for a in aligned if path in a]
+            moved = [np.linalg.norm(a[path] - a["truth"], axis=1).mean() for a in aligned if path in a]
             entry[path] = {"nme": round(float(np.mean(found)), 4) if found else None,
                            "nme_max": round(float(np.max(found)), 4) if found else None,
                            "missed": len(values) - len(found),
                            "eye_spread_px": round(eye_spread(eyes), 2) if len(eyes) > 1 else None,
                            "eye_error_px": round(float(np.mean(moved)), 2) if moved else None}
-        entry["truth"] = {"eye_spread_px": round(eye_spread([r["eyes"]["truth"] for r in group]), 2)}
+        entry["truth"] = {"eye_spread_px": round(eye_spread([r["eyes"][alignment]["truth"] for r in group]), 2)}
         for path in paths[:-1]:
             pairs = [(r["nme"][path], best_plain(r)) for r in group
                      if r["nme"][path] is not None and best_plain(r) is not None]

@@ -2,6 +2,7 @@
 predict feeds the model are the bytes preprocessing writes; turned and anamorphic clips predict as
 the plain clip does, in displayed pixels."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -63,6 +64,33 @@ def test_predict_feeds_the_model_preprocessings_crops_and_landmarks_byte_for_byt
         image, expected = written[table.timestamp[row]]
         assert frontend.encode_crop(crop, predictor.preprocess_options) == image
         assert points.tobytes() == expected.astype(np.float32).tobytes()
+
+
+def test_predict_aligns_as_the_training_crops_were_aligned(clips, tmp_path, monkeypatch):
+    # An export of a model trained on [FBN]'s affine crops (export.json alignment, from its data's report.json).
+    import affnet
+    from predict_fakes import make_export
+
+    export = make_export("va", str(tmp_path / "affine_export"), extra={"alignment": "affine"})
+    predictor = affnet.Predictor(export, progress=False)
+    assert predictor.preprocess_options.alignment == "affine"
+    table, _, fed = _fed(predictor, clips["plain"], monkeypatch)
+    encoded = {}
+    for alignment in ("affine", "similarity"):
+        options = dataclasses.replace(predictor.preprocess_options, alignment=alignment)
+        record, = preprocess.process_video(clips["plain"], options)[0]
+        encoded[alignment] = dict(zip(record.timestamp, record.encoded_images))
+    crops = [frontend.encode_crop(crop, predictor.preprocess_options) for _, crop, _ in fed]
+    assert crops == [encoded["affine"][table.timestamp[row]] for row, _, _ in fed]
+    assert crops != [encoded["similarity"][table.timestamp[row]] for row, _, _ in fed]
+
+    info_path = os.path.join(export, "export.json")
+    with open(info_path) as f:
+        info = json.load(f)
+    with open(info_path, "w") as f:
+        json.dump({**info, "alignment": "afine"}, f)
+    with pytest.raises(ValueError, match=r"affine_export: export.json alignment must be one of .*did you mean 'affine'"):
+        affnet.Predictor(export, progress=False)
 
 
 def test_turned_and_anamorphic_clips_predict_as_the_plain_clip_and_the_run_prints_no_warning(exports, clips):

@@ -166,3 +166,21 @@ def test_auto_precision_follows_the_device(monkeypatch):
     assert runtime.cpu_flags(path) == frozenset() and runtime.cpu_flags("/nonexistent") == frozenset()
     monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO(cpuinfo))
     assert "avx512_bf16" in runtime.cpu_flags()
+
+
+def test_float16_rewrite_of_an_export_on_a_virtual_gpu(exports):
+    """What auto precision runs on a GPU, computed on the CPU (bench/float16_rewrite.py): TensorFlow's CUDA
+    float16 pass turns the convolutions, matmuls and recurrent cells of the export's serving graph float16,
+    and every output stays finite and within 0.01 of float32."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "float16_rewrite.py"),
+                           f"--export={exports['multitask']}", "--seq_len=6"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["casts_added"] > 0 and report["all_finite"], report
+    assert {"Conv2D", "MatMul", "Sigmoid", "Tanh"} <= set(report["float16_ops"]), report["float16_ops"]
+    differences = report["max_abs_difference"]
+    assert set(differences) == {"valence_arousal", "expression_probabilities", "au_probabilities"}
+    # Not float32 again: rounding to float16 moves valence/arousal a little (measured 2.8e-6 on this export).
+    assert 0 < differences["valence_arousal"] <= 0.01 and max(differences.values()) <= 0.01, differences

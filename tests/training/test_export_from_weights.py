@@ -135,6 +135,23 @@ def test_audio_settings_come_from_the_training_data(tmp_path):
     assert "defaults" in logged[-1]
 
 
+def test_alignment_comes_from_the_training_data(tmp_path):
+    # Preprocessing records its options in report.json, as the adapters do in manifest.json.
+    import real_videos
+    from data_pipeline.faces.options import PreprocessOptions
+    from data_pipeline.jobs import preprocess
+    from data_pipeline.media import decode
+
+    (tmp_path / "videos").mkdir()
+    decode.write_video(str(tmp_path / "videos" / "talk.mp4"), real_videos.moving_face_frames(4), fps=25)
+    preprocess.preprocess(str(tmp_path / "videos"), str(tmp_path / "data"), PreprocessOptions(alignment="affine"),
+                          workers=1, show_progress=False)
+    assert export.training_alignment(str(tmp_path / "data"), "train", print) == "affine"
+    logged = []
+    assert export.training_alignment(str(tmp_path / "none"), "train", logged.append) == "similarity"
+    assert "alignment: not recorded" in logged[-1]
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "give exactly one of --workdir"),
     (["--weights={h5}", "--output={out}", "--model=affwildnet_vggface_gru_released"], "does not fit"),

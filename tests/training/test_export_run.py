@@ -28,6 +28,8 @@ def test_run_export_copies_the_postprocess_chosen_on_validation(tiny_run, tmp_pa
     assert info["postprocess"] == {"median_windows": {"valence": windows["valence"], "arousal": windows["arousal"]},
                                    "chosen_on": "validation", "source": "eval.json"}
     assert info["source"] == "run" and info["seq_len"] == 8 and info["input_normalization"] == "symmetric"
+    assert info["alignment"] == "similarity"  # The synthetic set's manifest.json (its crops' alignment).
+    assert not any("alignment" in line for line in logged)
     assert json.load(open(tmp_path / "export" / "export.json")) == info
 
 
