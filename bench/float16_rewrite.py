@@ -119,7 +119,7 @@ def check(export_dir: str, batch: int = 2, seq_len: int = 8, seed: int = 0) -> d
         "all_finite": bool(all(np.isfinite(v).all() for v in reduced.values())),
         "max_abs_difference": {k: float(np.abs(reduced[k].astype(np.float64) - reference[k]).max())
                                for k in outputs},
-        "float32_max_abs": scale,  # Random weights give small outputs: the scale the differences are of.
+        "float32_max_abs": scale,  # The scale of the differences (small outputs where weights are random).
         "output_dtypes": {k: str(v.dtype) for k, v in reduced.items()},
     }
 
