@@ -184,3 +184,21 @@ def test_float16_rewrite_of_an_export_on_a_virtual_gpu(exports):
     assert set(differences) == {"valence_arousal", "expression_probabilities", "au_probabilities"}
     # Not float32 again: rounding to float16 moves valence/arousal a little (measured 2.8e-6 on this export).
     assert 0 < differences["valence_arousal"] <= 0.01 and max(differences.values()) <= 0.01, differences
+
+
+def test_float16_turns_on_the_cuda_rewrite_where_a_gpu_is_seen(exports, monkeypatch):
+    """The runtime's side of the GPU path: with a GPU seen, precision float16 loads the SavedModel with
+    TensorFlow's CUDA auto-mixed-precision pass on (which leaves this CPU's nodes float32)."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(runtime, "gpu_count", lambda: 1)
+    before = tf.config.optimizer.get_experimental_options().get("auto_mixed_precision", False)
+    try:
+        model, info = runtime.load(exports["va"], "float16")
+        assert tf.config.optimizer.get_experimental_options()["auto_mixed_precision"] is True
+        assert model.precision == "float16"
+        images = np.zeros((1, 3, info.crop_size, info.crop_size, 3), np.float32)
+        out = model(images=images, landmarks=np.zeros((1, 3, 136), np.float32))
+        assert out["valence_arousal"].shape == (1, 3, 2) and np.isfinite(out["valence_arousal"]).all()
+    finally:
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision": before})
