@@ -27,7 +27,8 @@ import json
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
-from data_pipeline.base import atomic
+from data_pipeline.base import atomic, checks
+from data_pipeline.faces import align
 from data_pipeline.records.schema import EXPRESSIONS
 
 EXPORT_INFO = "export.json"
@@ -38,7 +39,6 @@ FORMATS = tuple(FORMAT_FILES)
 DEFAULT_FORMATS = ("saved_model",)
 CROP_SIZE = 96  # Preprocessing's aligned crops ([MC], [FBN]: 96x96x3).
 DEFAULT_SEQ_LEN = 80  # [AW] / [AW2]: sequences of 80 frames.
-DEFAULT_ALIGNMENT = "similarity"  # [MC]'s Procrustes alignment, for exports that do not record theirs.
 OUTPUTS = ("valence_arousal", "expression_probabilities", "au_probabilities")
 
 
@@ -62,7 +62,7 @@ class ExportInfo:
     expressions: Tuple[str, ...] = EXPRESSIONS
     median_windows: Optional[Tuple[int, int]] = None  # (valence, arousal); None: no filter chosen.
     audio: Optional[dict] = None  # SpectrogramConfig fields.
-    alignment: str = DEFAULT_ALIGNMENT
+    alignment: str = align.DEFAULT_METHOD  # Exports that do not record theirs: [MC]'s.
     formats: Dict[str, str] = dataclasses.field(default_factory=dict)
     raw: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
@@ -87,7 +87,8 @@ class ExportInfo:
                    au_names=tuple(raw.get("au_names") or ()),
                    expressions=tuple(raw.get("expressions") or EXPRESSIONS),
                    median_windows=windows, audio=raw.get("audio"),
-                   alignment=str(raw.get("alignment") or DEFAULT_ALIGNMENT),
+                   alignment=checks.check_choice(raw.get("alignment") or align.DEFAULT_METHOD,
+                                                 f"{export_dir}: export.json alignment", align.METHODS),
                    formats=dict(raw.get("formats") or {"saved_model": SAVED_MODEL_DIR}), raw=raw)
 
     @property

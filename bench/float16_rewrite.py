@@ -39,7 +39,7 @@ VIRTUAL_GPU = "/job:localhost/replica:0/task:0/device:GPU:0"
 
 
 def frozen_serving_graph(saved_model_dir: str):
-    """(GraphDef without device placements, input tensor names, output name -> tensor name)."""
+    """(GraphDef without device placements, input name -> its placeholder tensor, output name -> tensor name)."""
     import tensorflow as tf
     from tensorflow.python.framework import convert_to_constants
 
@@ -49,7 +49,7 @@ def frozen_serving_graph(saved_model_dir: str):
     graph_def = frozen.graph.as_graph_def()
     for node in graph_def.node:
         node.device = ""
-    inputs = {tensor.name.split(":")[0]: tensor.name for tensor in frozen.inputs}  # Placeholders keep their names.
+    inputs = {tensor.name.split(":")[0]: tensor for tensor in frozen.inputs}  # Placeholders keep their names.
     if set(inputs) != set(serve.structured_input_signature[1]):
         raise ValueError(f"{saved_model_dir}: frozen inputs {sorted(inputs)} are not the signature's")
     # The frozen function's outputs are the signature's, flattened: in sorted key order.
@@ -86,7 +86,7 @@ def run_graph(graph_def, inputs, outputs, feeds):
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
     with tf.compat.v1.Session(graph=graph) as session:
-        values = session.run(list(outputs.values()), {inputs[k]: v for k, v in feeds.items() if k in inputs})
+        values = session.run(list(outputs.values()), {inputs[k].name: v for k, v in feeds.items() if k in inputs})
     return dict(zip(outputs, values))
 
 
@@ -95,7 +95,7 @@ def float16_ops(graph_def) -> dict:
     from tensorflow.core.framework import types_pb2
 
     counts = collections.Counter(n.op for n in graph_def.node
-                                 if any(n.attr[k].type == types_pb2.DT_HALF for k in ("T", "dtype", "DstT"))
+                                 if any(n.attr[k].type == types_pb2.DT_HALF for k in ("T", "dtype"))
                                  and n.op != "Cast")
     return dict(sorted(counts.items()))
 
@@ -106,9 +106,8 @@ def check(export_dir: str, batch: int = 2, seq_len: int = 8, seed: int = 0) -> d
     info = export_format.ExportInfo.read(export_dir)
     graph_def, inputs, outputs = frozen_serving_graph(info.path("saved_model"))
     rewritten = rewrite_on_virtual_gpu(graph_def, [t.split(":")[0] for t in outputs.values()])
-    spectrogram = inputs.get("spectrogram")
-    feeds = real_face_inputs(batch, seq_len, info.crop_size,
-                             placeholder_shape(graph_def, spectrogram)[-1] if spectrogram else 0, seed)
+    spectrogram_dim = int(inputs["spectrogram"].shape[-1]) if "spectrogram" in inputs else 0
+    feeds = real_face_inputs(batch, seq_len, info.crop_size, spectrogram_dim, seed)
     reference = run_graph(graph_def, inputs, outputs, feeds)
     reduced = run_graph(rewritten, inputs, outputs, feeds)
     scale = {k: float(np.abs(v).max()) for k, v in reference.items()}
@@ -147,13 +146,6 @@ def real_face_inputs(batch: int, seq_len: int, crop_size: int, spectrogram_dim: 
                 window.spectrogram.append(rng.normal(0, 1, spectrogram_dim).astype(np.float32))
         built.append(window)
     return windows.model_inputs(built, crop_size)
-
-
-def placeholder_shape(graph_def, tensor_name):
-    """The static shape of an input placeholder (-1 where unknown)."""
-    name = tensor_name.split(":")[0]
-    node = next(n for n in graph_def.node if n.name == name)
-    return [d.size for d in node.attr["shape"].shape.dim]
 
 
 def main(argv=None):

@@ -31,7 +31,7 @@ from data_pipeline.jobs import rules as job_rules
 from data_pipeline.base import atomic, background, progress
 from data_pipeline.media import audio, decode
 from data_pipeline.media import display as display_lib
-from data_pipeline.faces import align, chunks, frontend
+from data_pipeline.faces import chunks, frontend
 from data_pipeline.faces.options import PreprocessOptions
 
 POSTPROCESS = ("auto", "none")
@@ -107,9 +107,8 @@ class Predictor:
         self.options = PredictOptions(**options)
         self.runtime, self.info = runtime.load(export_dir, self.options.precision, self.options.backend)
         self.seq_len = self.options.seq_len or self.info.seq_len
-        # The crops are aligned as the training crops were (`export.json` alignment, [MC] Sec. 4).
-        checks.check_choice(self.info.alignment, f"{export_dir}: export.json alignment", align.METHODS)
         self.columns = outputs.prediction_columns(self.info.outputs, self.info.expressions, self.info.au_names)
+        # Crops aligned as the training crops were (export.json alignment; [MC] Sec. 4).
         self.preprocess_options = PreprocessOptions(detector=self.options.detector, upsample=self.options.upsample,
                                                     detect_every=self.options.detect_every,
                                                     crop_size=self.info.crop_size, fps=self.options.fps,

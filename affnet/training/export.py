@@ -46,6 +46,7 @@ from affnet.models.backbones.preprocessing import NORMALIZATION_NAMES, InputPrep
 from affnet.training import checkpointing, export_formats, modeling
 from affnet.training import config as config_lib
 from affnet.training.config import TrainConfig
+from data_pipeline.faces import align
 from data_pipeline.media import audio
 from data_pipeline.records.schema import EXPRESSIONS, LANDMARK_DIM
 
@@ -255,8 +256,8 @@ def training_alignment(data_dir: Optional[str], split: Optional[str], log=print)
     found, source = _training_data_options(data_dir, split, ("alignment",))
     if not source:
         log(f"alignment: not recorded ({data_dir or 'no training data'}: report.json / manifest.json); "
-            f"export.json records {export_format.DEFAULT_ALIGNMENT}, [MC]'s")
-    return found.get("alignment", export_format.DEFAULT_ALIGNMENT)
+            f"export.json records {align.DEFAULT_METHOD}, [MC]'s")
+    return found.get("alignment", align.DEFAULT_METHOD)
 
 
 def export_model(model: keras.Model, output: str, info: dict, formats=export_format.DEFAULT_FORMATS,

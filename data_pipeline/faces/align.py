@@ -25,6 +25,7 @@ import numpy as np
 from data_pipeline.base import checks
 
 METHODS = ("similarity", "affine")
+DEFAULT_METHOD = "similarity"  # [MC]'s Procrustes alignment; [FBN]'s affine map on request.
 
 LEFT_EYE = tuple(range(36, 42))
 RIGHT_EYE = tuple(range(42, 48))
@@ -94,7 +95,7 @@ def affine_transform(source, target) -> np.ndarray:
     return solution.T
 
 
-def estimate_transform(source, target, method: str = "similarity") -> np.ndarray:
+def estimate_transform(source, target, method: str = DEFAULT_METHOD) -> np.ndarray:
     if method == "similarity":
         return similarity_transform(source, target)
     if method == "affine":
@@ -128,7 +129,7 @@ def warp(frame: np.ndarray, matrix: np.ndarray, crop_size: int) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def align_face(frame: np.ndarray, landmarks68, crop_size: int = 96, method: str = "similarity"):
+def align_face(frame: np.ndarray, landmarks68, crop_size: int = 96, method: str = DEFAULT_METHOD):
     """Align one face: (frame, (68, 2) landmarks) -> (crop, landmarks in crop, 2x3 matrix).
 
     `crop` is uint8 (crop_size, crop_size, 3); the matrix (float64, 2x3) maps

@@ -34,7 +34,7 @@ class PreprocessOptions:
     score_threshold: Optional[float] = None
     detect_every: int = 10
     crop_size: int = 96
-    alignment: str = "similarity"
+    alignment: str = align.DEFAULT_METHOD
     track: str = "largest"
     gzip: bool = False
     image_format: str = "jpeg"

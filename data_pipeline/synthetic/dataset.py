@@ -52,7 +52,6 @@ from data_pipeline.media import audio as audio_features  # `audio` is a config f
 SPLITS = ("train", "validation", "test")
 AU_SETS = {"8": schema.AUS_AFFWILD2_8, "12": schema.AUS_ABAW_12, "17": schema.AUS_FBN_17}
 MANIFEST = "manifest.json"
-ALIGNMENT = "similarity"  # Crops aligned as preprocessing's default ([MC]); recorded for exports.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +243,7 @@ def synth_video(config: SyntheticConfig, seed: int, subject: int, video: int) ->
                                   gaze=track.gaze[t], occlusion=track.occlusion if track.occluded[t] else None)
         # Alignment from slightly noisy anchors, as a landmark detector would give.
         noisy = align.anchors(points) + rng.normal(0, 0.012 * scale, (5, 2))
-        matrix = align.estimate_transform(noisy, target, ALIGNMENT)
+        matrix = align.estimate_transform(noisy, target, align.DEFAULT_METHOD)
         crop = _finish(align.warp(frame, matrix, crop_size), track.brightness[t], rng)
         ok, jpeg = cv2.imencode(".jpg", crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
         if not ok:
@@ -327,7 +326,7 @@ def generate(output: str, config: SyntheticConfig = SyntheticConfig(), seed: int
     subjects = split_subjects(config, seed)
     manifest = {
         "name": "synthetic", "seed": seed, "config": config_dict,
-        "au_names": list(config.au_names), "expressions": list(schema.EXPRESSIONS), "alignment": ALIGNMENT,
+        "au_names": list(config.au_names), "expressions": list(schema.EXPRESSIONS), "alignment": align.DEFAULT_METHOD,
         "splits": {split: {
             "subjects": [f"s{s:03d}" for s in subjects[split]],
             "videos": sum(len(shard) for shard in plan[split]),

@@ -135,7 +135,7 @@ def plain_points(detector: detect.FaceDetector, landmarker: detect.LandmarkDetec
     return _nearest([landmarker(frame, d.box) for d in detector(frame)], truth)
 
 
-def aligned_eyes(points: np.ndarray, truth: np.ndarray, method: str = "similarity") -> np.ndarray:
+def aligned_eyes(points: np.ndarray, truth: np.ndarray, method: str = align.DEFAULT_METHOD) -> np.ndarray:
     """(2, 2) true eye centres in the 96x96 crop aligned by `points` (`align.METHODS`)."""
     matrix = align.estimate_transform(align.anchors(points), align.template(96), method)
     return align.apply_transform(matrix, align.anchors(truth)[:2])
@@ -179,7 +179,7 @@ def eye_spread(eyes: Sequence[np.ndarray]) -> float:
     return float(np.sqrt(((eyes - eyes.mean(0)) ** 2).sum(-1).mean()))
 
 
-def summarise(rows: Sequence[Dict], alignment: str = "similarity") -> Dict:
+def summarise(rows: Sequence[Dict], alignment: str = align.DEFAULT_METHOD) -> Dict:
     """Per |yaw| and path: mean and largest NME (over the faces the path found), faces missed,
     the eye-centre spread and error in the crop aligned by `alignment` (`align.METHODS`), and the
     mean NME difference to plain dlib's better detector on the faces both found. "truth": the
