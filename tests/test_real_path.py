@@ -5,7 +5,8 @@ changes size, a frame without a face, two people in one video. A miniature Aff-W
 ABAW layout attaches labels. Then:
   (1) adapter -> launch/train.py -> launch/evaluate.py -> launch/export.py -> launch/predict.py -> CSV;
   (2) random weights of the released AffWildNet-VGGFace-GRU saved as `.weights.h5`
-      -> launch/export.py --weights -> launch/predict.py -> CSV.
+      -> launch/export.py --weights -> launch/predict.py -> CSV;
+  (3) as (1) with the adapter's `--alignment=affine`: export.json records it for predict.
 The data directory also holds what real directories hold beside the shards (the adapters' reports,
 a report of the layout affnet 0.1 wrote, `<video>.tfrecord.json`, and notes), which a reader that
 globbed `*.tfrecord*` opened as TFRecords and died on.
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from real_videos import FRAMES, write_abaw_release
 
+from affnet.export_format import ExportInfo
 from data_pipeline.records import schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +94,7 @@ def test_adapter_train_evaluate_export_predict(abaw, tmp_path):
     export = tmp_path / "export"
     _launch("export.py", f"--workdir={workdir}", f"--output={export}")
     assert (export / "saved_model" / "saved_model.pb").exists()
+    assert json.load(open(export / "export.json"))["alignment"] == "similarity"  # The adapter's default, recorded.
     predictions = tmp_path / "predictions"
     video = str(abaw / "batch1" / "vid_val.mp4")
     _launch("predict.py", f"--input={video}", f"--model={export}", f"--output={predictions}")
@@ -107,5 +110,24 @@ def test_released_weights_export_and_predict(abaw, released_export, tmp_path):
     assert info["model"] == "affwildnet_vggface_gru_released" and info["input_normalization"] == "tf1"
     predictions = tmp_path / "predictions"
     video = str(abaw / "batch1" / "vid_train_a.mp4")
+    _launch("predict.py", f"--input={video}", f"--model={export}", f"--output={predictions}")
+    _check_prediction(str(predictions), video, FRAMES)
+
+
+@pytest.mark.slow
+def test_affine_crops_train_export_and_predict_affine(abaw, tmp_path):
+    """[FBN]'s affine alignment chosen at the adapter reaches predict through the command line: the
+    adapter records it in manifest.json, launch/export.py copies it into export.json, predict follows it."""
+    data = tmp_path / "data"
+    _run("-m", "data_pipeline.adapters", "affwild2", "--root", str(abaw), "--output", str(data), "--alignment=affine")
+    workdir, export = tmp_path / "run", tmp_path / "export"
+    _launch("train.py", "--model=affwildnet_vggface", f"--model_overrides={TINY_MODEL}", f"--data={data}",
+            f"--workdir={workdir}", "--seq_len=8", "--batch_size=2", "--train_steps=2", "--eval_every=2",
+            "--checkpoint_every=2")
+    _launch("export.py", f"--workdir={workdir}", f"--output={export}")
+    assert json.load(open(export / "export.json"))["alignment"] == "affine"
+    assert ExportInfo.read(str(export)).alignment == "affine"  # What predict's Predictor aligns by.
+    predictions = tmp_path / "predictions"
+    video = str(abaw / "batch1" / "vid_val.mp4")
     _launch("predict.py", f"--input={video}", f"--model={export}", f"--output={predictions}")
     _check_prediction(str(predictions), video, FRAMES)
